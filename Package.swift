@@ -1,0 +1,74 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// One list of settings for every target: Swift 6 mode, strict concurrency, no warnings.
+let settings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .treatAllWarnings(as: .error),
+]
+
+let package = Package(
+    name: "vigil",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vigil", targets: ["vigil"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CMosquitto",
+            pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .target(name: "VigilCore", swiftSettings: settings),
+        .target(
+            name: "VigilMQTT",
+            dependencies: ["CMosquitto", "VigilCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings
+        ),
+        .target(
+            name: "VigilStorage",
+            dependencies: ["CSQLite", "VigilCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings
+        ),
+        .target(
+            name: "VigilDaemon",
+            dependencies: [
+                "VigilCore", "VigilMQTT", "VigilStorage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: settings
+        ),
+        .executableTarget(name: "vigil", dependencies: ["VigilDaemon"], swiftSettings: settings),
+        .target(
+            name: "VigilTestSupport",
+            dependencies: ["VigilCore", "VigilMQTT", "VigilStorage"],
+            swiftSettings: settings
+        ),
+        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "VigilTestSupport"], swiftSettings: settings),
+        .testTarget(
+            name: "VigilStorageTests",
+            dependencies: ["VigilStorage", "VigilTestSupport"],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "VigilIntegrationTests",
+            dependencies: ["VigilDaemon", "VigilTestSupport", "vigil"],
+            swiftSettings: settings
+        ),
+    ]
+)

@@ -1,0 +1,141 @@
+/// One subscription of the configuration: which topics, which network, where the names sit, which format.
+public struct SubscriptionSpec: Sendable, Hashable {
+    public var network: String
+    public var filter: TopicFilter
+    public var layout: TopicLayout
+    public var format: PayloadFormat
+
+    public init(network: String, filter: TopicFilter, layout: TopicLayout, format: PayloadFormat) {
+        self.network = network
+        self.filter = filter
+        self.layout = layout
+        self.format = format
+    }
+}
+
+/// Limits on what a message may be (SPEC section 2).
+public struct IngestLimits: Sendable, Hashable {
+    public var maxPayloadBytes: Int = 64 * 1024
+    public var maxJSONDepth: Int = 32
+    public var maxTopicBytes: Int = 256
+    /// How far ahead of the gateway clock a timestamp may be.
+    public var maxFuture: TimeSpan = .minutes(5)
+    /// How old a reading may be (the buffer's retention); nil: no limit.
+    public var maxAge: TimeSpan? = .days(7)
+
+    public init() {}
+}
+
+/// Turns MQTT messages into readings: finds the subscription and layout for the topic,
+/// decodes the payload, and checks names and times.
+///
+/// - Important: not thread safe; one ingest thread owns it.
+public struct MessageDecoder {
+    public let subscriptions: [SubscriptionSpec]
+    public let limits: IngestLimits
+    private var payloadDecoder: PayloadDecoder
+    private var routes: [String: Route] = [:]
+    private var decoded: [DecodedValue] = []
+
+    /// How many topics the route cache keeps before it starts over.
+    static let routeCacheLimit = 100_000
+
+    enum Route {
+        case series(subscription: Int, site: String, device: String, metric: String?)
+        case rejected(RejectReason)
+    }
+
+    public init(subscriptions: [SubscriptionSpec], limits: IngestLimits) {
+        self.subscriptions = subscriptions
+        self.limits = limits
+        self.payloadDecoder = PayloadDecoder(maxDepth: limits.maxJSONDepth)
+        decoded.reserveCapacity(16)
+    }
+
+    /// SenML records skipped because they carry no number.
+    public var skippedRecords: Int { payloadDecoder.skippedRecords }
+
+    /// Decodes one message into readings, appended to `out`.
+    /// - Throws: why the whole message is rejected; `out` is then unchanged.
+    public mutating func decode(
+        topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, receivedAt: Timestamp,
+        into out: inout [Reading]
+    ) throws(RejectReason) {
+        guard topic.count <= limits.maxTopicBytes else {
+            throw RejectReason(.topicTooLong, "the topic has \(topic.count) bytes, the limit is \(limits.maxTopicBytes)")
+        }
+        guard payload.count <= limits.maxPayloadBytes else {
+            throw RejectReason(
+                .payloadTooLarge, "the payload has \(payload.count) bytes, the limit is \(limits.maxPayloadBytes)")
+        }
+        let topicString = String(decoding: topic, as: UTF8.self)
+        let route: Route
+        if let cached = routes[topicString] {
+            route = cached
+        } else {
+            route = Self.route(topicString, subscriptions)
+            if routes.count >= Self.routeCacheLimit { routes.removeAll(keepingCapacity: true) }
+            routes[topicString] = route
+        }
+        guard case .series(let index, let site, let device, let topicMetric) = route else {
+            if case .rejected(let reason) = route { throw reason }
+            fatalError("unreachable")
+        }
+        let sub = subscriptions[index]
+        decoded.removeAll(keepingCapacity: true)
+        try payloadDecoder.decode(
+            payload, format: sub.format, topicMetric: topicMetric, receivedAt: receivedAt, into: &decoded)
+        let newest = receivedAt.adding(limits.maxFuture)
+        let oldest = limits.maxAge.map { receivedAt.subtracting($0) }
+        for d in decoded {
+            if let t = d.timestamp {
+                if t > newest {
+                    throw RejectReason(
+                        .futureTimestamp,
+                        "timestamp \(t.rfc3339) is more than \(limits.maxFuture) ahead of the gateway clock")
+                }
+                if let o = oldest, t < o {
+                    throw RejectReason(.tooOld, "timestamp \(t.rfc3339) is older than the retention \(limits.maxAge!)")
+                }
+            }
+        }
+        let mark = out.count
+        out.reserveCapacity(mark + decoded.count)
+        for d in decoded {
+            guard let metric = d.metric ?? topicMetric else {
+                out.removeSubrange(mark...)
+                throw RejectReason(.noReadings, "no metric in the topic or the payload")
+            }
+            out.append(
+                Reading(
+                    series: SeriesKey(network: sub.network, site: site, device: device, metric: metric),
+                    value: d.value, timestamp: d.timestamp ?? receivedAt, unit: d.unit,
+                    timestampFromPayload: d.timestamp != nil))
+        }
+    }
+
+    static func route(_ topic: String, _ subscriptions: [SubscriptionSpec]) -> Route {
+        let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
+        var shapeMismatch: SubscriptionSpec?
+        for (i, sub) in subscriptions.enumerated() where sub.filter.matches(levels: levels) {
+            guard let (site, device, metric) = sub.layout.extract(levels: levels) else {
+                shapeMismatch = sub
+                continue
+            }
+            for (what, name) in [("site", site), ("device", device), ("metric", metric ?? "x")] {
+                guard Names.isValid(String(name)) else {
+                    return .rejected(
+                        RejectReason(
+                            .badName,
+                            "\(what) \(PayloadDecoder.quoted(String(name))) in the topic is not [A-Za-z0-9_.-]{1,64}"))
+                }
+            }
+            return .series(subscription: i, site: String(site), device: String(device), metric: metric.map(String.init))
+        }
+        if let sub = shapeMismatch {
+            return .rejected(
+                RejectReason(.layoutMismatch, "the topic does not have the shape of layout \(sub.layout.text)"))
+        }
+        return .rejected(RejectReason(.noSubscription, "no subscription matches the topic"))
+    }
+}

@@ -1,0 +1,443 @@
+/// The payload formats a subscription accepts.
+public enum PayloadFormat: String, Sendable, CaseIterable {
+    case number, json, senml, auto
+}
+
+/// One value decoded from a payload, before the topic supplies its series.
+public struct DecodedValue: Sendable, Equatable {
+    /// The metric named by the payload; nil means the topic's metric.
+    public var metric: String?
+    public var value: Double
+    /// The payload's timestamp; nil means the time of receipt.
+    public var timestamp: Timestamp?
+    public var unit: String?
+
+    public init(metric: String?, value: Double, timestamp: Timestamp?, unit: String?) {
+        self.metric = metric
+        self.value = value
+        self.timestamp = timestamp
+        self.unit = unit
+    }
+}
+
+/// Decodes payloads in the number, json, senml and auto formats of SPEC section 2.
+///
+/// JSON objects: when the topic names a metric, `{"value": v, "ts": t, "unit": u}` is one
+/// reading of it (a field named like the metric stands in for `value`); when the topic
+/// names none, every numeric field is a reading of the metric it names, and
+/// `ts`/`time`/`timestamp`, `unit` and `seq` are metadata.
+/// Strings, booleans, null, arrays and objects in other fields are ignored.
+///
+/// - Important: not thread safe; each ingest thread owns one.
+public struct PayloadDecoder {
+    public var maxDepth: Int {
+        get { tape.maxDepth }
+        set { tape.maxDepth = newValue }
+    }
+
+    var tape: JSONTape
+    /// SenML records skipped because they carry no number (`vs`, `vb`, `vd`), since creation.
+    public private(set) var skippedRecords: Int = 0
+
+    public init(maxDepth: Int = 32) {
+        tape = JSONTape(maxDepth: maxDepth)
+    }
+
+    /// Decodes one payload into `out` (appending).
+    /// - Parameters:
+    ///   - topicMetric: the metric the topic names, if its layout has `{metric}`.
+    ///   - receivedAt: the time of receipt; SenML relative times count from it.
+    /// - Throws: the reason the whole payload is rejected; `out` is then unchanged.
+    public mutating func decode(
+        _ payload: UnsafeRawBufferPointer, format: PayloadFormat, topicMetric: String?, receivedAt: Timestamp,
+        into out: inout [DecodedValue]
+    ) throws(RejectReason) {
+        let mark = out.count
+        do {
+            try decodeUnchecked(payload, format: format, topicMetric: topicMetric, receivedAt: receivedAt, into: &out)
+        } catch {
+            out.removeSubrange(mark...)
+            throw error
+        }
+    }
+
+    private mutating func decodeUnchecked(
+        _ payload: UnsafeRawBufferPointer, format: PayloadFormat, topicMetric: String?, receivedAt: Timestamp,
+        into out: inout [DecodedValue]
+    ) throws(RejectReason) {
+        var format = format
+        if format == .auto {
+            let first = JSONTape.skipWhitespace(payload, 0)
+            if first < payload.count, payload[first] == UInt8(ascii: "[") {
+                format = .senml
+            } else if first < payload.count, payload[first] == UInt8(ascii: "{") {
+                format = .json
+            } else {
+                format = .number
+            }
+        }
+        switch format {
+        case .number, .auto:
+            guard topicMetric != nil else {
+                throw RejectReason(.noReadings, "a bare number needs a {metric} in the topic layout")
+            }
+            out.append(DecodedValue(metric: nil, value: try Self.bareNumber(payload), timestamp: nil, unit: nil))
+        case .json:
+            try parse(payload)
+            try decodeJSON(payload, topicMetric: topicMetric, into: &out)
+        case .senml:
+            try parse(payload)
+            try decodeSenML(payload, topicMetric: topicMetric, receivedAt: receivedAt, into: &out)
+        }
+    }
+
+    private mutating func parse(_ payload: UnsafeRawBufferPointer) throws(RejectReason) {
+        do {
+            try tape.parse(payload)
+        } catch {
+            switch error {
+            case .tooDeep: throw RejectReason(.tooDeep, error.message)
+            case .invalidUTF8: throw RejectReason(.invalidUTF8, error.message)
+            case .syntax: throw RejectReason(.invalidJSON, error.message)
+            }
+        }
+    }
+
+    /// A payload that is one JSON number with optional surrounding whitespace.
+    static func bareNumber(_ payload: UnsafeRawBufferPointer) throws(RejectReason) -> Double {
+        let start = JSONTape.skipWhitespace(payload, 0)
+        guard start < payload.count else { throw RejectReason(.notANumber, "the payload is empty") }
+        let c = payload[start]
+        guard c == UInt8(ascii: "-") || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) else {
+            throw RejectReason(.notANumber, "the payload is not a number")
+        }
+        var node = JSONTape.Node(kind: .number)
+        let end: Int
+        do {
+            end = try JSONTape.scanNumber(payload, start, into: &node)
+        } catch {
+            throw RejectReason(.notANumber, "the payload is not a number: \(error.message)")
+        }
+        guard JSONTape.skipWhitespace(payload, end) == payload.count else {
+            throw RejectReason(.notANumber, "unexpected data after the number at byte \(end)")
+        }
+        guard node.number.isFinite else { throw RejectReason(.nonFinite, "the number is out of range") }
+        return node.number
+    }
+
+    // MARK: JSON objects
+
+    private func decodeJSON(
+        _ b: UnsafeRawBufferPointer, topicMetric: String?, into out: inout [DecodedValue]
+    ) throws(RejectReason) {
+        let root = tape.nodes[0]
+        if root.kind == .number {
+            guard topicMetric != nil else {
+                throw RejectReason(.noReadings, "a bare number needs a {metric} in the topic layout")
+            }
+            guard root.number.isFinite else { throw RejectReason(.nonFinite, "the number is out of range") }
+            out.append(DecodedValue(metric: nil, value: root.number, timestamp: nil, unit: nil))
+            return
+        }
+        guard root.kind == .object else {
+            throw RejectReason(.noReadings, "expected a JSON object, found \(Self.kindName(root.kind))")
+        }
+        var timestamp: Timestamp?
+        var unit: String?
+        var valueIndex: Int?
+        var metricFieldIndex: Int?
+        // First pass: metadata and the `value` field.
+        var i = 1
+        for _ in 0..<Int(root.count) {
+            let v = i + 1
+            if tape.string(i, equals: "value", in: b) {
+                valueIndex = v
+            } else if tape.string(i, equals: "ts", in: b) || tape.string(i, equals: "time", in: b)
+                || tape.string(i, equals: "timestamp", in: b)
+            {
+                timestamp = try Self.timestamp(tape, v, b)
+            } else if tape.string(i, equals: "unit", in: b) {
+                unit = try Self.unit(tape, v, b)
+            } else if let m = topicMetric, valueIndex == nil, tape.string(i, in: b) == m {
+                metricFieldIndex = v
+            }
+            i = tape.next(after: v)
+        }
+        if topicMetric != nil {
+            guard let v = valueIndex ?? metricFieldIndex else {
+                throw RejectReason(.noReadings, "the object has no \"value\" field")
+            }
+            let value = try Self.number(tape, v, field: valueIndex != nil ? "value" : topicMetric!)
+            out.append(DecodedValue(metric: nil, value: value, timestamp: timestamp, unit: unit))
+            return
+        }
+        // One reading per numeric field.
+        let mark = out.count
+        i = 1
+        var stringFields: [String] = []
+        for _ in 0..<Int(root.count) {
+            let v = i + 1
+            let node = tape.nodes[v]
+            if node.kind == .number, !Self.isMetadataKey(tape, i, b) {
+                let name = tape.string(i, in: b)
+                guard Names.isValid(name) else {
+                    throw RejectReason(.badName, "field name \(Self.quoted(name)) is not [A-Za-z0-9_.-]{1,64}")
+                }
+                guard node.number.isFinite else {
+                    throw RejectReason(.nonFinite, "field \(name) is out of range")
+                }
+                out.append(DecodedValue(metric: name, value: node.number, timestamp: timestamp, unit: unit))
+            } else if node.kind == .string, !Self.isMetadataKey(tape, i, b), stringFields.count < 3 {
+                stringFields.append(tape.string(i, in: b))
+            }
+            i = tape.next(after: v)
+        }
+        if out.count == mark {
+            if !stringFields.isEmpty {
+                throw RejectReason(
+                    .notANumber, "field \(stringFields.joined(separator: ", ")) holds a string, not a number")
+            }
+            throw RejectReason(.noReadings, "the object has no numeric field")
+        }
+    }
+
+    private static func isMetadataKey(_ tape: JSONTape, _ i: Int, _ b: UnsafeRawBufferPointer) -> Bool {
+        tape.string(i, equals: "ts", in: b) || tape.string(i, equals: "time", in: b)
+            || tape.string(i, equals: "timestamp", in: b) || tape.string(i, equals: "seq", in: b)
+            || tape.string(i, equals: "unit", in: b)
+    }
+
+    static func number(_ tape: JSONTape, _ v: Int, field: String) throws(RejectReason) -> Double {
+        let node = tape.nodes[v]
+        guard node.kind == .number else {
+            throw RejectReason(.notANumber, "\"\(field)\" is \(kindName(node.kind)), not a number")
+        }
+        guard node.number.isFinite else { throw RejectReason(.nonFinite, "\"\(field)\" is out of range") }
+        return node.number
+    }
+
+    static func unit(_ tape: JSONTape, _ v: Int, _ b: UnsafeRawBufferPointer) throws(RejectReason) -> String? {
+        let node = tape.nodes[v]
+        if node.kind == .null { return nil }
+        guard node.kind == .string else { throw RejectReason(.badUnit, "the unit is \(kindName(node.kind))") }
+        let s = tape.string(v, in: b)
+        guard s.utf8.count <= 32, s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+            throw RejectReason(.badUnit, "the unit must be at most 32 printable bytes")
+        }
+        return s.isEmpty ? nil : s
+    }
+
+    /// A timestamp field: seconds (fractional allowed), integer milliseconds above 10^11, or RFC 3339.
+    static func timestamp(_ tape: JSONTape, _ v: Int, _ b: UnsafeRawBufferPointer) throws(RejectReason) -> Timestamp {
+        let node = tape.nodes[v]
+        switch node.kind {
+        case .number:
+            let raw = UnsafeRawBufferPointer(rebasing: b[Int(node.start)..<Int(node.start + node.length)])
+            guard let t = Self.timestamp(number: node.number, raw: raw, isInteger: node.isInteger), t.micros > 0 else {
+                throw RejectReason(.badTimestamp, "the timestamp \(String(decoding: raw, as: UTF8.self)) is not a time")
+            }
+            return t
+        case .string:
+            guard let t = Timestamp.parseRFC3339(tape.rawBytes(v, in: b)) else {
+                throw RejectReason(
+                    .badTimestamp, "the timestamp \(quoted(tape.string(v, in: b))) is not RFC 3339")
+            }
+            return t
+        default:
+            throw RejectReason(.badTimestamp, "the timestamp is \(kindName(node.kind))")
+        }
+    }
+
+    /// Converts a numeric timestamp exactly from its text where it can: seconds with up to six
+    /// decimals, or integer milliseconds (values above 10^11).
+    public static func timestamp(number: Double, raw: UnsafeRawBufferPointer, isInteger: Bool) -> Timestamp? {
+        guard number.isFinite, number > 0 else { return nil }
+        let isMillis = number > 1e11
+        // Exact path: plain decimal digits with an optional fraction.
+        var intPart: Int64 = 0
+        var frac: Int64 = 0
+        var fracDigits = 0
+        var i = 0
+        var exact = true
+        while i < raw.count, raw[i] >= 48, raw[i] <= 57 {
+            if intPart > 900_000_000_000_000 { exact = false }
+            intPart = intPart &* 10 &+ Int64(raw[i] - 48)
+            i += 1
+        }
+        if i < raw.count, raw[i] == UInt8(ascii: ".") {
+            i += 1
+            while i < raw.count, raw[i] >= 48, raw[i] <= 57 {
+                let limit = isMillis ? 3 : 6
+                if fracDigits < limit {
+                    frac = frac * 10 + Int64(raw[i] - 48)
+                    fracDigits += 1
+                }
+                i += 1
+            }
+        }
+        if i != raw.count { exact = false }
+        if exact {
+            let scale: Int64 = isMillis ? 1000 : 1_000_000
+            let digitsWanted = isMillis ? 3 : 6
+            var f = frac
+            for _ in fracDigits..<digitsWanted { f *= 10 }
+            let (m, overflow) = intPart.multipliedReportingOverflow(by: scale)
+            guard !overflow else { return nil }
+            return Timestamp(micros: m + f)
+        }
+        return Timestamp(secondsValue: isMillis ? number / 1000 : number)
+    }
+
+    // MARK: SenML (RFC 8428)
+
+    private mutating func decodeSenML(
+        _ b: UnsafeRawBufferPointer, topicMetric: String?, receivedAt: Timestamp, into out: inout [DecodedValue]
+    ) throws(RejectReason) {
+        let root = tape.nodes[0]
+        guard root.kind == .array else {
+            throw RejectReason(.invalidSenML, "a SenML pack is a JSON array, found \(Self.kindName(root.kind))")
+        }
+        guard root.count > 0 else { throw RejectReason(.invalidSenML, "the pack is empty") }
+        var baseName = ""
+        var baseTime = 0.0
+        var baseUnit: String?
+        var baseValue = 0.0
+        var baseSum = 0.0
+        var r = 1
+        var skipped = 0
+        for recordNumber in 0..<Int(root.count) {
+            let record = tape.nodes[r]
+            guard record.kind == .object else {
+                throw RejectReason(.invalidSenML, "record \(recordNumber) is \(Self.kindName(record.kind)), not an object")
+            }
+            var name: String?
+            var time: Double?
+            var unit: String?
+            var value: Double?
+            var sum: Double?
+            var k = r + 1
+            for _ in 0..<Int(record.count) {
+                let v = k + 1
+                let key = tape.rawBytes(k, in: b)
+                let keyText = tape.nodes[k].escaped ? tape.string(k, in: b) : String(decoding: key, as: UTF8.self)
+                switch keyText {
+                case "bn": baseName = try senmlString(v, b, keyText)
+                case "bt": baseTime = try senmlNumber(v, keyText)
+                case "bu": baseUnit = try Self.unit(tape, v, b)
+                case "bv": baseValue = try senmlNumber(v, keyText)
+                case "bs": baseSum = try senmlNumber(v, keyText)
+                case "bver": _ = try senmlNumber(v, keyText)
+                case "n": name = try senmlString(v, b, keyText)
+                case "t": time = try senmlNumber(v, keyText)
+                case "u": unit = try Self.unit(tape, v, b)
+                case "v": value = try senmlNumber(v, keyText)
+                case "s": sum = try senmlNumber(v, keyText)
+                case "ut": _ = try senmlNumber(v, keyText)
+                case "vs", "vd":
+                    guard tape.nodes[v].kind == .string else {
+                        throw RejectReason(.invalidSenML, "\"\(keyText)\" in record \(recordNumber) must be a string")
+                    }
+                case "vb":
+                    guard tape.nodes[v].kind == .true || tape.nodes[v].kind == .false else {
+                        throw RejectReason(.invalidSenML, "\"vb\" in record \(recordNumber) must be a boolean")
+                    }
+                default:
+                    if keyText.hasSuffix("_") {
+                        throw RejectReason(
+                            .invalidSenML, "record \(recordNumber) has must-understand field \(Self.quoted(keyText))")
+                    }
+                }
+                k = tape.next(after: v)
+            }
+            r = tape.next(after: r)
+            let fullName = baseName + (name ?? "")
+            let numeric: Double?
+            if let v = value {
+                numeric = baseValue + v
+            } else if let s = sum {
+                numeric = baseSum + s
+            } else {
+                numeric = nil
+            }
+            guard let number = numeric else {
+                // vs, vb, vd or no value at all: not a reading, and not an error for the pack.
+                skipped += 1
+                continue
+            }
+            guard number.isFinite else {
+                throw RejectReason(.nonFinite, "record \(recordNumber) has a value out of range")
+            }
+            let metric: String?
+            if topicMetric != nil {
+                metric = nil
+            } else {
+                guard !fullName.isEmpty else {
+                    throw RejectReason(.invalidSenML, "record \(recordNumber) has no name")
+                }
+                let last = Self.lastNamePart(fullName)
+                guard Names.isValid(last) else {
+                    throw RejectReason(
+                        .badName, "SenML name \(Self.quoted(fullName)) does not end in a valid metric name")
+                }
+                metric = last
+            }
+            let timestamp: Timestamp?
+            let t = baseTime + (time ?? 0)
+            if baseTime == 0 && time == nil {
+                timestamp = nil
+            } else if abs(t) < 268_435_456 {  // 2^28: relative to now
+                timestamp = receivedAt.adding(TimeSpan(micros: Int64((t * 1_000_000).rounded())))
+            } else {
+                guard let ts = Timestamp(secondsValue: t), ts.micros > 0 else {
+                    throw RejectReason(.badTimestamp, "record \(recordNumber) has time \(t)")
+                }
+                timestamp = ts
+            }
+            out.append(DecodedValue(metric: metric, value: number, timestamp: timestamp, unit: unit ?? baseUnit))
+        }
+        skippedRecords += skipped
+        if out.isEmpty {
+            throw RejectReason(.noReadings, "the pack has no record with a numeric value")
+        }
+    }
+
+    private func senmlNumber(_ v: Int, _ key: String) throws(RejectReason) -> Double {
+        let node = tape.nodes[v]
+        guard node.kind == .number else {
+            throw RejectReason(.invalidSenML, "\"\(key)\" must be a number, found \(Self.kindName(node.kind))")
+        }
+        guard node.number.isFinite else { throw RejectReason(.nonFinite, "\"\(key)\" is out of range") }
+        return node.number
+    }
+
+    private func senmlString(_ v: Int, _ b: UnsafeRawBufferPointer, _ key: String) throws(RejectReason) -> String {
+        guard tape.nodes[v].kind == .string else {
+            throw RejectReason(.invalidSenML, "\"\(key)\" must be a string")
+        }
+        return tape.string(v, in: b)
+    }
+
+    /// The last part of a SenML name, after its final `:` or `/`.
+    public static func lastNamePart(_ name: String) -> String {
+        if let i = name.lastIndex(where: { $0 == ":" || $0 == "/" }) {
+            return String(name[name.index(after: i)...])
+        }
+        return name
+    }
+
+    static func kindName(_ kind: JSONTape.Kind) -> String {
+        switch kind {
+        case .object: return "an object"
+        case .array: return "an array"
+        case .string: return "a string"
+        case .number: return "a number"
+        case .true, .false: return "a boolean"
+        case .null: return "null"
+        }
+    }
+
+    static func quoted(_ s: String) -> String {
+        let limited = s.count > 70 ? String(s.prefix(67)) + "..." : s
+        return "\"" + limited + "\""
+    }
+}

@@ -1,0 +1,3 @@
+public enum VigilMain {
+    public static func main() async {}
+}

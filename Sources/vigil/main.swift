@@ -1,0 +1,3 @@
+import VigilDaemon
+
+await VigilMain.main()
