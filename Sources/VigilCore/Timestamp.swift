@@ -191,3 +191,18 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         }
     }
 }
+
+extension Timestamp {
+    /// A time as an operator writes it on the command line: RFC 3339, a date (`2026-11-23`,
+    /// midnight UTC), seconds since the epoch, `now`, or a span back from now (`1h`, `-30m`, `7d`).
+    public static func parseUserTime(_ text: String, now: Timestamp = .now()) -> Timestamp? {
+        let s = text.trimmingASCIIWhitespace()
+        if s == "now" { return now }
+        if let t = parseRFC3339(s) { return t }
+        if s.count == 10, let t = parseRFC3339(s + "T00:00:00Z") { return t }
+        if let secs = Double(s), secs > 0, s.first?.isNumber == true, let t = Timestamp(secondsValue: secs) { return t }
+        let span = s.hasPrefix("-") ? String(s.dropFirst()) : s
+        if let d = TimeSpan(parsing: span) { return now.subtracting(d) }
+        return nil
+    }
+}

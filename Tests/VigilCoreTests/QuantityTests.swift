@@ -44,3 +44,31 @@ struct QuantityTests {
         #expect(throws: TopicFilter.FilterError.self) { try TopicLayout("a/{site}/{device}/{bogus}") }
     }
 }
+
+@Suite("Latency histogram")
+struct LatencyHistogramTests {
+    @Test func percentilesWithinResolution() {
+        var h = LatencyHistogram()
+        for v in 1...10_000 { h.add(micros: Int64(v)) }
+        for (q, expected) in [(0.5, 5000.0), (0.99, 9900.0), (0.999, 9990.0)] {
+            let p = Double(h.percentile(q))
+            #expect(abs(p - expected) / expected < 0.04, "p\(q) = \(p)")
+        }
+        #expect(h.percentile(1) == 10_000)
+        #expect(h.count == 10_000)
+        #expect(h.count(atMost: 31) == 31)
+        var other = LatencyHistogram()
+        other.add(micros: 1_000_000)
+        h.merge(other)
+        #expect(h.maxMicros == 1_000_000 && h.count == 10_001)
+        #expect(LatencyHistogram().percentile(0.5) == 0)
+    }
+
+    @Test func bucketBoundsAreConsistent() {
+        for v: UInt64 in [0, 1, 31, 32, 33, 63, 64, 65, 1000, 123_456, 10_000_000] {
+            let i = LatencyHistogram.index(v)
+            #expect(LatencyHistogram.upperBound(i) >= v)
+            if i > 0 { #expect(LatencyHistogram.upperBound(i - 1) < v) }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import VigilCore
+import VigilStorage
+
+extension VigilCommand {
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Connections, ingest rate, buffer size and rejects, from the running daemon's buffer.")
+        @OptionGroup var options: ConfigOptions
+        @Flag(help: "The daemon's status record as JSON.") var json = false
+
+        func run() async throws {
+            let config = try options.load()
+            let reader = try openReader(config)
+            let raw = try reader.meta("status")
+            if json {
+                print(raw ?? "{}")
+                return
+            }
+            let counters = try reader.counters()
+            let now = Timestamp.now()
+            guard let raw, let s = StatusBoard.decode(raw) else {
+                print("daemon: no status yet (has `vigil run` started with state_dir \(config.stateDir)?)")
+                return
+            }
+            let age = Double(now.micros - s.updatedAtMicros) / 1e6
+            let running = age < 5
+            print("gateway \(s.gateway)")
+            print(
+                running
+                    ? "daemon: running (pid \(s.pid), since \(s.startedAt))"
+                    : "daemon: not running (last seen \(s.updatedAt), \(Int(age))s ago)")
+            let l = s.local
+            var local = "local broker \(l.broker): \(l.connected ? "connected" : "disconnected")"
+            if let since = l.since { local += " since \(since)" }
+            local += ", \(l.connects) connect(s)"
+            if !l.connected, let e = l.lastError { local += ", last error: \(e)" }
+            print(local)
+            let i = s.ingest
+            print(
+                "ingest: \(String(format: "%.1f", running ? i.rate : 0)) readings/s; \(i.messagesReceived) messages, \(i.readingsStored) readings stored, \(i.rejected) rejected, \(i.readingsDuplicate) duplicates since start"
+            )
+            print(
+                "  publish-to-stored ms: p50 \(fmt(i.publishToStoredMs.p50)) p99 \(fmt(i.publishToStoredMs.p99)) p99.9 \(fmt(i.publishToStoredMs.p999)); inbox \(i.inboxDepth) waiting"
+            )
+            let rows = (counters[CounterName.readingsStored] ?? 0) - (counters[CounterName.readingsPrunedRetention] ?? 0)
+                - (counters[CounterName.readingsPrunedSize] ?? 0)
+            var buffer =
+                "buffer: \(rows) readings, \(ByteSize(bytes: try reader.usedBytes())) used of \(config.buffer.maxSize), \(ByteSize(bytes: reader.fileBytes())) on disk"
+            if let (lo, hi) = try reader.timeRange() { buffer += ", \(lo.rfc3339) to \(hi.rfc3339)" }
+            print(buffer)
+            let pruned = (counters[CounterName.readingsPrunedRetention] ?? 0, counters[CounterName.readingsPrunedSize] ?? 0)
+            if pruned.0 > 0 || pruned.1 > 0 { print("  pruned: \(pruned.0) by retention, \(pruned.1) by max_size") }
+            let rejects = counters.filter { $0.key.hasPrefix(CounterName.rejectedPrefix) }.sorted { $0.value > $1.value }
+            if !rejects.isEmpty {
+                print(
+                    "rejects: "
+                        + rejects.map { "\($0.key.dropFirst(CounterName.rejectedPrefix.count)) \($0.value)" }.joined(
+                            separator: ", ") + " (vigil rejects shows them)")
+            }
+        }
+
+        func fmt(_ v: Double) -> String { String(format: "%.2f", v) }
+    }
+}

@@ -1,3 +1,0 @@
-public enum VigilMain {
-    public static func main() async {}
-}

@@ -1,0 +1,271 @@
+import Foundation
+import Logging
+import Synchronization
+import VigilCore
+import VigilMQTT
+import VigilStorage
+
+/// What ingest has done since the daemon started, for status and metrics.
+public struct IngestSnapshot: Sendable {
+    public var messagesReceived: UInt64 = 0
+    public var readingsStored: UInt64 = 0
+    public var readingsDuplicate: UInt64 = 0
+    public var rejected: [RejectReason.Code: UInt64] = [:]
+    public var commits: UInt64 = 0
+    public var lastCommit: Timestamp?
+    /// Reading timestamp (from the payload) to commit: publish-to-stored.
+    public var publishToStored = LatencyHistogram()
+    /// Receipt by the network thread to commit: the gateway's own share.
+    public var receiveToStored = LatencyHistogram()
+    public var commitDuration = LatencyHistogram()
+    public var prunedRetention: UInt64 = 0
+    public var prunedSize: UInt64 = 0
+    public var senmlSkipped: UInt64 = 0
+    /// Monotonic seconds of the last time the pipeline finished a loop turn (for the watchdog).
+    public var lastProgress: Double = 0
+    public var rejectedTotal: UInt64 { rejected.values.reduce(0, +) }
+}
+
+/// The ingest thread: takes batches of raw messages from the inbox, decodes them, inserts
+/// the readings and commits, every `commit.interval` or `commit.rows`, whichever comes first.
+/// Between batches it does the buffer's upkeep (retention, size, status).
+///
+/// Crash window: a message the network thread has acknowledged is safe once the commit
+/// that holds it returns. Before that it sits in the inbox or the open transaction; at
+/// most `inbox.maxMessages + commit.rows` messages, and in steady state the readings of the
+/// last `commit.interval`.
+///
+/// - Important: `run()` is called once, on its own thread, which then owns `writer` and
+///   `decoder`. Other threads only read `snapshot` (a Mutex) and call `stop()`.
+///   Hence `@unchecked Sendable`.
+public final class IngestPipeline: @unchecked Sendable {
+    public let inbox: Inbox
+    let writer: BufferWriter
+    var decoder: MessageDecoder
+    let commit: CommitPolicy
+    let logger: Logger
+    let status: StatusBoard
+    private let stats = Mutex(IngestSnapshot())
+
+    // Owned by the ingest thread.
+    private var readings: [Reading] = []
+    private var pendingPayloadTimes: [Int64] = []
+    private var pendingReceiveTimes: [Int64] = []
+    private var batchStartedAt: UInt64?
+    private var local = IngestSnapshot()
+    private var rejectLog: [RejectReason.Code: (last: Double, suppressed: Int)] = [:]
+    private var nextStatusWrite = 0.0
+    private var nextSeriesFlush = 0.0
+    private var nextMaintenance = 0.0
+    private var failing = false
+
+    /// A test hook: while set, the thread stops making progress (to test the watchdog).
+    public let wedged = Atomic<Bool>(false)
+
+    public init(
+        inbox: Inbox, writer: BufferWriter, subscriptions: [SubscriptionSpec], limits: IngestLimits,
+        commit: CommitPolicy, status: StatusBoard, logger: Logger
+    ) {
+        self.inbox = inbox
+        self.writer = writer
+        self.decoder = MessageDecoder(subscriptions: subscriptions, limits: limits)
+        self.commit = commit
+        self.status = status
+        self.logger = logger
+        readings.reserveCapacity(64)
+    }
+
+    /// A copy of the counters and histograms.
+    public var snapshot: IngestSnapshot { stats.withLock { $0 } }
+
+    /// Asks the thread to finish: it drains the inbox, commits and returns.
+    public func stop() { inbox.close() }
+
+    static func monotonic() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    /// The thread body. Returns after `stop()`, once everything received is committed.
+    public func run() {
+        var batch = MessageBatch()
+        let interval = commit.interval.seconds
+        while true {
+            while wedged.load(ordering: .relaxed) { usleep(10_000) }
+            let now = Self.monotonic()
+            let deadline: Date
+            if let started = batchStartedAt {
+                let due = Double(started) / 1e9 + interval
+                deadline = Date().addingTimeInterval(max(0, due - now))
+            } else {
+                deadline = Date().addingTimeInterval(min(1, max(0.001, nextStatusWrite - now)))
+            }
+            let got = inbox.take(into: &batch, deadline: deadline)
+            if got { process(batch) }
+            let t = Self.monotonic()
+            if let started = batchStartedAt, t >= Double(started) / 1e9 + interval || writer.pendingRows >= commit.rows {
+                commitPending()
+            }
+            if !got && inbox.isClosed {
+                commitPending()
+                break
+            }
+            upkeep(at: t)
+        }
+        do {
+            try writer.flushSeriesSeen()
+            try writer.commit()
+        } catch {
+            logger.error("final commit failed: \(error)")
+        }
+        publish()
+    }
+
+    private func process(_ batch: MessageBatch) {
+        batch.forEach { topic, payload, receivedAt in
+            local.messagesReceived += 1
+            readings.removeAll(keepingCapacity: true)
+            do throws(RejectReason) {
+                try decoder.decode(topic: topic, payload: payload, receivedAt: receivedAt, into: &readings)
+            } catch {
+                rejected(error, topic: topic, payload: payload, at: receivedAt)
+                return
+            }
+            if batchStartedAt == nil { batchStartedAt = DispatchTime.now().uptimeNanoseconds }
+            do {
+                try writer.begin()
+                for r in readings {
+                    if try writer.insert(r) {
+                        local.readingsStored += 1
+                        if r.timestampFromPayload { pendingPayloadTimes.append(r.timestamp.micros) }
+                    } else {
+                        local.readingsDuplicate += 1
+                    }
+                    pendingReceiveTimes.append(receivedAt.micros)
+                }
+            } catch {
+                storageFailed(error)
+            }
+            if writer.pendingRows >= commit.rows { commitPending() }
+        }
+        let skipped = UInt64(decoder.skippedRecords)
+        if skipped > local.senmlSkipped {
+            writer.count(CounterName.senmlSkipped, Int64(skipped - local.senmlSkipped))
+            local.senmlSkipped = skipped
+        }
+        writer.count(CounterName.messagesReceived, Int64(batch.count))
+    }
+
+    private func rejected(_ reason: RejectReason, topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, at: Timestamp) {
+        local.rejected[reason.code, default: 0] += 1
+        let topicText = String(decoding: topic.prefix(512), as: UTF8.self)
+        writer.reject(
+            RejectRecord(
+                at: at, topic: topicText, reason: reason, payloadPrefix: Array(payload.prefix(writer.options.rejectPayloadPrefix)),
+                payloadSize: payload.count))
+        // The log says so at most once a second per reason.
+        let now = Self.monotonic()
+        var entry = rejectLog[reason.code] ?? (last: -10, suppressed: 0)
+        if now - entry.last >= 1 {
+            var meta: Logger.Metadata = [
+                "reason": "\(reason.code)", "mqtt.topic": "\(topicText)", "detail": "\(reason.detail)",
+            ]
+            if entry.suppressed > 0 { meta["suppressed"] = "\(entry.suppressed)" }
+            logger.warning("rejected message", metadata: meta)
+            entry = (now, 0)
+        } else {
+            entry.suppressed += 1
+        }
+        rejectLog[reason.code] = entry
+    }
+
+    private func commitPending() {
+        guard writer.inTransaction || batchStartedAt != nil else { return }
+        let start = DispatchTime.now().uptimeNanoseconds
+        do {
+            try writer.commit()
+        } catch {
+            storageFailed(error)
+            return
+        }
+        let end = DispatchTime.now().uptimeNanoseconds
+        let now = Timestamp.now().micros
+        local.commits += 1
+        local.lastCommit = Timestamp(micros: now)
+        local.commitDuration.add(micros: Int64((end - start) / 1000))
+        for t in pendingPayloadTimes { local.publishToStored.add(micros: now - t) }
+        for t in pendingReceiveTimes { local.receiveToStored.add(micros: now - t) }
+        pendingPayloadTimes.removeAll(keepingCapacity: true)
+        pendingReceiveTimes.removeAll(keepingCapacity: true)
+        batchStartedAt = nil
+        if failing {
+            failing = false
+            logger.notice("buffer writes work again")
+        }
+        publish()
+    }
+
+    /// A failed write or commit: the open transaction is rolled back and what it held is
+    /// counted as lost; ingest goes on with the next message.
+    private func storageFailed(_ error: Error) {
+        let lost = writer.pendingRows
+        writer.rollback()
+        pendingPayloadTimes.removeAll(keepingCapacity: true)
+        pendingReceiveTimes.removeAll(keepingCapacity: true)
+        batchStartedAt = nil
+        local.readingsStored -= UInt64(min(Int(local.readingsStored), lost))
+        if !failing {
+            logger.error("buffer write failed; the readings of this batch are lost", metadata: ["error": "\(error)", "lost": "\(lost)"])
+        }
+        failing = true
+    }
+
+    private func publish() {
+        local.lastProgress = Self.monotonic()
+        let copy = local
+        stats.withLock { $0 = copy }
+    }
+
+    private func upkeep(at now: Double) {
+        local.lastProgress = now
+        stats.withLock { $0.lastProgress = now }
+        if now >= nextStatusWrite {
+            nextStatusWrite = now + 1
+            publish()
+            do {
+                try writer.setMetaOutsideBatch("status", status.json(ingest: local, inboxDepth: inbox.depth, backPressure: inbox.backPressure))
+            } catch {
+                logger.debug("status write failed: \(error)")
+            }
+        }
+        if now >= nextSeriesFlush {
+            nextSeriesFlush = now + 10
+            do { try writer.flushSeriesSeen() } catch { logger.debug("series flush failed: \(error)") }
+        }
+        if now >= nextMaintenance {
+            do {
+                let report = try writer.maintain(now: Timestamp.now())
+                local.prunedRetention += UInt64(report.prunedForRetention)
+                local.prunedSize += UInt64(report.prunedForSize)
+                if report.prunedForRetention > 0 || report.prunedForSize > 0 {
+                    logger.info(
+                        "pruned readings",
+                        metadata: [
+                            "retention": "\(report.prunedForRetention)", "max_size": "\(report.prunedForSize)",
+                        ])
+                }
+                nextMaintenance = now + (report.more ? 0.05 : 10)
+            } catch {
+                logger.warning("retention pass failed: \(error)")
+                nextMaintenance = now + 10
+            }
+        }
+    }
+}
+
+extension BufferWriter {
+    /// Writes a meta value now, in the open batch if there is one, else in its own commit.
+    func setMetaOutsideBatch(_ key: String, _ value: String) throws {
+        let own = !inTransaction
+        if own { try begin() }
+        try setMeta(key, value)
+        if own { try commit() }
+    }
+}

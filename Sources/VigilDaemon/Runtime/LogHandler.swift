@@ -1,0 +1,72 @@
+import Foundation
+import Logging
+import Synchronization
+import VigilCore
+
+/// One line per event on stderr: `LEVEL message key=value ...`. Under systemd
+/// (`JOURNAL_STREAM` set) each line starts with its syslog priority (`<3>`) and carries no
+/// timestamp, since the journal adds its own; otherwise it starts with an RFC 3339 time.
+public struct VigilLogHandler: LogHandler {
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    let label: String
+    let journal: Bool
+
+    static let output = Mutex<Void>(())
+
+    public init(label: String, level: Logger.Level, journal: Bool) {
+        self.label = label
+        self.logLevel = level
+        self.journal = journal
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    static func priority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: return 7
+        case .info: return 6
+        case .notice: return 5
+        case .warning: return 4
+        case .error: return 3
+        case .critical: return 2
+        }
+    }
+
+    static func quote(_ s: String) -> String {
+        if !s.isEmpty && !s.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) { return s }
+        return "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n") + "\""
+    }
+
+    public func log(event: LogEvent) {
+        var line = journal ? "<\(Self.priority(event.level))>" : "\(VigilTime.nowRFC3339()) "
+        line += "\(event.level.rawValue.uppercased()) \(event.message)"
+        var all = self.metadata
+        if let m = event.metadata { all.merge(m) { $1 } }
+        for key in all.keys.sorted() {
+            line += " \(key)=\(Self.quote("\(all[key]!)"))"
+        }
+        line += "\n"
+        Self.output.withLock { _ in
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+    }
+
+    /// Sets up swift-log once for the process.
+    public static func bootstrap(level: Logger.Level) {
+        let journal = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil
+        LoggingSystem.bootstrap { label in VigilLogHandler(label: label, level: level, journal: journal) }
+    }
+}
+
+enum VigilTime {
+    static func nowRFC3339() -> String {
+        var t = Timestamp.now()
+        t.micros -= t.micros % 1000
+        return t.rfc3339
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import Synchronization
+import VigilCore
+
+/// A connection's state as `vigil status` shows it.
+public struct ConnectionStatus: Codable, Sendable, Equatable {
+    public var broker: String
+    public var connected: Bool
+    public var connects: Int
+    public var lastError: String?
+    public var since: String?
+}
+
+public struct Percentiles: Codable, Sendable, Equatable {
+    public var p50: Double
+    public var p99: Double
+    public var p999: Double
+    public var count: UInt64
+
+    init(_ h: LatencyHistogram) {
+        p50 = Double(h.percentile(0.5)) / 1000
+        p99 = Double(h.percentile(0.99)) / 1000
+        p999 = Double(h.percentile(0.999)) / 1000
+        count = h.count
+    }
+}
+
+public struct IngestStatus: Codable, Sendable, Equatable {
+    public var messagesReceived: UInt64
+    public var readingsStored: UInt64
+    public var readingsDuplicate: UInt64
+    public var rejected: UInt64
+    public var rejectedByReason: [String: UInt64]
+    /// Readings stored per second over the last 10 seconds.
+    public var rate: Double
+    public var inboxDepth: Int
+    public var backPressureSeconds: Double
+    public var publishToStoredMs: Percentiles
+    public var receiveToStoredMs: Percentiles
+    public var lastCommit: String?
+    public var prunedRetention: UInt64
+    public var prunedSize: UInt64
+}
+
+/// What the daemon writes to the buffer's `meta` table every second, for `vigil status`.
+public struct DaemonStatus: Codable, Sendable, Equatable {
+    public var pid: Int32
+    public var gateway: String
+    public var startedAt: String
+    public var updatedAt: String
+    public var updatedAtMicros: Int64
+    public var local: ConnectionStatus
+    public var ingest: IngestStatus
+}
+
+/// The daemon's live state, gathered from its parts. Thread safe.
+public final class StatusBoard: Sendable {
+    struct State {
+        var local: ConnectionStatus
+        var rateSamples: [(Double, UInt64)] = []
+    }
+
+    let gateway: String
+    let startedAt = Timestamp.now()
+    private let state: Mutex<State>
+
+    public init(gateway: String, localBroker: String) {
+        self.gateway = gateway
+        state = Mutex(State(local: ConnectionStatus(broker: localBroker, connected: false, connects: 0)))
+    }
+
+    public func localConnected(_ connected: Bool, connects: Int, error: String?) {
+        state.withLock {
+            if $0.local.connected != connected { $0.local.since = Timestamp.now().rfc3339 }
+            $0.local.connected = connected
+            $0.local.connects = connects
+            if let error { $0.local.lastError = error }
+        }
+    }
+
+    public var local: ConnectionStatus { state.withLock { $0.local } }
+
+    func status(ingest s: IngestSnapshot, inboxDepth: Int, backPressure: (count: UInt64, seconds: Double, pushed: UInt64))
+        -> DaemonStatus
+    {
+        let now = Timestamp.now()
+        let mono = IngestPipeline.monotonic()
+        let (local, rate) = state.withLock { st -> (ConnectionStatus, Double) in
+            st.rateSamples.append((mono, s.readingsStored))
+            st.rateSamples.removeAll { mono - $0.0 > 10.5 }
+            let first = st.rateSamples.first!
+            let dt = mono - first.0
+            return (st.local, dt > 0.5 ? Double(s.readingsStored - first.1) / dt : 0)
+        }
+        return DaemonStatus(
+            pid: getpid(), gateway: gateway, startedAt: startedAt.rfc3339, updatedAt: now.rfc3339,
+            updatedAtMicros: now.micros, local: local,
+            ingest: IngestStatus(
+                messagesReceived: s.messagesReceived, readingsStored: s.readingsStored,
+                readingsDuplicate: s.readingsDuplicate, rejected: s.rejectedTotal,
+                rejectedByReason: Dictionary(uniqueKeysWithValues: s.rejected.map { ($0.key.rawValue, $0.value) }),
+                rate: rate, inboxDepth: inboxDepth, backPressureSeconds: backPressure.seconds,
+                publishToStoredMs: Percentiles(s.publishToStored), receiveToStoredMs: Percentiles(s.receiveToStored),
+                lastCommit: s.lastCommit?.rfc3339, prunedRetention: s.prunedRetention, prunedSize: s.prunedSize))
+    }
+
+    func json(ingest s: IngestSnapshot, inboxDepth: Int, backPressure: (count: UInt64, seconds: Double, pushed: UInt64))
+        -> String
+    {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(status(ingest: s, inboxDepth: inboxDepth, backPressure: backPressure))) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    public static func decode(_ json: String) -> DaemonStatus? {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try? decoder.decode(DaemonStatus.self, from: Data(json.utf8))
+    }
+}

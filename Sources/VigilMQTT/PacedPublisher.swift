@@ -1,0 +1,132 @@
+import Foundation
+import Logging
+import VigilCore
+
+/// What a publishing run did.
+public struct PublishReport: Sendable {
+    public var sent = 0
+    public var acknowledged = 0
+    public var seconds = 0.0
+    /// The furthest behind schedule the publisher fell, in seconds.
+    public var maxLag = 0.0
+    public var rate: Double { seconds > 0 ? Double(sent) / seconds : 0 }
+}
+
+/// Publishes messages on an open-loop schedule: message `i` is due at `start + i / rate`,
+/// whatever the broker does, so a slow consumer shows up as lag, not as a lower rate.
+///
+/// - Important: `@unchecked Sendable`: the counters are atomics-by-lock (`lock`), the
+///   client is thread safe, and `run` is called from one thread at a time.
+public final class PacedPublisher: MQTTClientDelegate, @unchecked Sendable {
+    private var client: MQTTClient?
+    private let lock = NSCondition()
+    private var acked = 0
+    private var connected = false
+    public let qos: Int32
+
+    public init(endpoint: MQTTEndpoint, qos: Int32, logger: Logger = Logger(label: "vigil.publisher")) throws(MQTTError) {
+        self.qos = qos
+        var e = endpoint
+        e.maxInflight = 0
+        client = try MQTTClient(endpoint: e, delegate: self, logger: logger)
+    }
+
+    /// Connects and waits for the broker's CONNACK.
+    public func connect(timeout: TimeInterval = 10) -> Bool {
+        client?.start()
+        lock.lock()
+        defer { lock.unlock() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while !connected, lock.wait(until: deadline) {}
+        return connected
+    }
+
+    public func mqttConnected(sessionPresent: Bool) {
+        lock.lock()
+        connected = true
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    public func mqttDisconnected(reason: String) {
+        lock.lock()
+        connected = false
+        lock.unlock()
+    }
+
+    public func mqttPublished(mid: Int32) {
+        lock.lock()
+        acked += 1
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    public var acknowledged: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return acked
+    }
+
+    /// Publishes `count` messages at `rate` per second (0: as fast as possible).
+    /// - Parameters:
+    ///   - message: the topic and payload of message `i`, given the time it is sent.
+    ///   - shouldStop: checked between messages; returning true ends the run early.
+    public func run(
+        count: Int, rate: Double, retain: Bool = false,
+        shouldStop: () -> Bool = { false },
+        message: (Int, Timestamp) -> (String, [UInt8])
+    ) -> PublishReport {
+        var report = PublishReport()
+        guard let client else { return report }
+        let start = DispatchTime.now().uptimeNanoseconds
+        var i = 0
+        while i < count {
+            if shouldStop() { break }
+            let now = DispatchTime.now().uptimeNanoseconds
+            let elapsed = Double(now - start) / 1e9
+            let due = rate > 0 ? min(count, Int(elapsed * rate) + 1) : count
+            if due <= i {
+                // Sleep until the next message is due (at most 1 ms at a time, so bursts stay short).
+                let next = Double(i) / rate
+                let wait = min(0.001, max(0, next - elapsed))
+                if wait > 0 { usleep(useconds_t(wait * 1e6)) }
+                continue
+            }
+            if rate > 0 { report.maxLag = max(report.maxLag, elapsed - Double(i) / rate) }
+            let burstEnd = rate > 0 ? due : min(count, i + 256)
+            while i < burstEnd {
+                let (topic, payload) = message(i, Timestamp.now())
+                do {
+                    try client.publish(topic: topic, payload: payload, qos: qos, retain: retain)
+                } catch {
+                    usleep(1000)
+                    continue
+                }
+                i += 1
+                report.sent += 1
+            }
+        }
+        report.seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        report.acknowledged = acknowledged
+        return report
+    }
+
+    /// Waits until `count` publishes are acknowledged (QoS 1) or written (QoS 0).
+    @discardableResult
+    public func waitForAcknowledgements(_ count: Int, timeout: TimeInterval = 30) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while acked < count, lock.wait(until: deadline) {}
+        return acked >= count
+    }
+
+    public func close() {
+        client?.stop()
+        client = nil
+    }
+
+    deinit {
+        client?.stop()
+    }
+}

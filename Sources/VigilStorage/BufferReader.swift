@@ -1,0 +1,152 @@
+import CSQLite
+import VigilCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One stored reading as `vigil export` gives it.
+public struct StoredReading: Sendable, Equatable {
+    public var series: String
+    public var timestamp: Timestamp
+    public var value: Double
+    public var unit: String?
+
+    public init(series: String, timestamp: Timestamp, value: Double, unit: String?) {
+        self.series = series
+        self.timestamp = timestamp
+        self.value = value
+        self.unit = unit
+    }
+}
+
+/// A series the buffer knows.
+public struct SeriesInfo: Sendable, Equatable {
+    public var id: Int64
+    public var key: SeriesKey
+    public var unit: String?
+    public var firstSeen: Timestamp
+    public var lastSeen: Timestamp
+    public var lastValue: Double?
+}
+
+/// The reading side of the buffer, for the commands an operator runs beside the daemon.
+/// WAL mode lets it read while the daemon writes.
+///
+/// - Important: not thread safe; one command uses it.
+public final class BufferReader {
+    let db: SQLiteDatabase
+    public let path: String
+
+    /// Opens an existing buffer.
+    /// - Throws: when there is no buffer at `path` yet.
+    public init(path: String) throws(SQLiteError) {
+        self.path = path
+        guard access(path, F_OK) == 0 else {
+            throw SQLiteError(
+                code: SQLITE_CANTOPEN, operation: "open \(path)",
+                message: "no buffer here yet: has `vigil run` started with this state_dir?")
+        }
+        db = try SQLiteDatabase(path: path)
+        db.setBusyTimeout(milliseconds: 2000)
+        try db.execute("PRAGMA query_only = 1")
+    }
+
+    public convenience init(options: BufferOptions) throws(SQLiteError) {
+        try self.init(path: options.databasePath)
+    }
+
+    public func series() throws(SQLiteError) -> [SeriesInfo] {
+        let stmt = try db.prepare(
+            "SELECT id, network, site, device, metric, unit, first_seen, last_seen, last_value FROM series ORDER BY path")
+        var out: [SeriesInfo] = []
+        while try stmt.step() {
+            out.append(
+                SeriesInfo(
+                    id: stmt.int(0),
+                    key: SeriesKey(
+                        network: stmt.text(1) ?? "", site: stmt.text(2) ?? "", device: stmt.text(3) ?? "",
+                        metric: stmt.text(4) ?? ""),
+                    unit: stmt.text(5), firstSeen: Timestamp(micros: stmt.int(6)),
+                    lastSeen: Timestamp(micros: stmt.int(7)), lastValue: stmt.isNull(8) ? nil : stmt.double(8)))
+        }
+        return out
+    }
+
+    /// Streams the readings whose series match `filter`, in time order, from `since`
+    /// (inclusive) to `until` (exclusive).
+    public func readings(
+        matching filter: TopicFilter?, since: Timestamp? = nil, until: Timestamp? = nil,
+        _ body: (StoredReading) throws -> Void
+    ) throws {
+        var wanted: [Int64: (String, String?)] = [:]
+        for s in try series() where filter?.matches(levels: s.key.levels) ?? true {
+            wanted[s.id] = (s.key.path, s.unit)
+        }
+        guard !wanted.isEmpty else { return }
+        let stmt = try db.prepare(
+            "SELECT ts, series_id, value FROM readings WHERE ts >= ? AND ts < ? ORDER BY ts, series_id")
+        stmt.bind(1, since?.micros ?? Int64.min)
+        stmt.bind(2, until?.micros ?? Int64.max)
+        while try stmt.step() {
+            guard let (path, unit) = wanted[stmt.int(1)] else { continue }
+            try body(
+                StoredReading(series: path, timestamp: Timestamp(micros: stmt.int(0)), value: stmt.double(2), unit: unit))
+        }
+    }
+
+    /// The latest rejected messages, newest first.
+    public func rejects(limit: Int = 100) throws(SQLiteError) -> [RejectRecord] {
+        let stmt = try db.prepare(
+            "SELECT at, topic, reason, detail, payload, payload_size FROM rejects ORDER BY id DESC LIMIT ?")
+        stmt.bind(1, Int64(limit))
+        var out: [RejectRecord] = []
+        while try stmt.step() {
+            out.append(
+                RejectRecord(
+                    at: Timestamp(micros: stmt.int(0)), topic: stmt.text(1) ?? "",
+                    reason: RejectReason(RejectReason.Code(rawValue: stmt.text(2) ?? ""), stmt.text(3) ?? ""),
+                    payloadPrefix: stmt.blob(4), payloadSize: Int(stmt.int(5))))
+        }
+        return out
+    }
+
+    public func counters() throws(SQLiteError) -> [String: Int64] {
+        let stmt = try db.prepare("SELECT name, value FROM counters")
+        var out: [String: Int64] = [:]
+        while try stmt.step() { out[stmt.text(0) ?? ""] = stmt.int(1) }
+        return out
+    }
+
+    public func meta(_ key: String) throws(SQLiteError) -> String? {
+        let stmt = try db.prepare("SELECT value FROM meta WHERE key = ?")
+        stmt.bind(1, key)
+        return try stmt.step() ? stmt.text(0) : nil
+    }
+
+    /// Bytes held by the buffer's pages, free pages not counted.
+    public func usedBytes() throws(SQLiteError) -> Int64 {
+        let pages = try db.scalarInt("PRAGMA page_count") ?? 0
+        let free = try db.scalarInt("PRAGMA freelist_count") ?? 0
+        let size = try db.scalarInt("PRAGMA page_size") ?? 4096
+        return (pages - free) * size
+    }
+
+    /// Bytes on disk: the database file and its WAL.
+    public func fileBytes() -> Int64 {
+        var total: Int64 = 0
+        for p in [path, path + "-wal"] {
+            var st = stat()
+            if stat(p, &st) == 0 { total += Int64(st.st_size) }
+        }
+        return total
+    }
+
+    /// The oldest and newest reading timestamps.
+    public func timeRange() throws(SQLiteError) -> (Timestamp, Timestamp)? {
+        guard let lo = try db.scalarInt("SELECT min(ts) FROM readings"),
+            let hi = try db.scalarInt("SELECT max(ts) FROM readings")
+        else { return nil }
+        return (Timestamp(micros: lo), Timestamp(micros: hi))
+    }
+}

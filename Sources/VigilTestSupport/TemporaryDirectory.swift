@@ -1,0 +1,22 @@
+import Foundation
+
+/// A fresh directory under the system's temporary folder, removed when the value is released.
+public final class TemporaryDirectory: @unchecked Sendable {
+    // Immutable after init; only `path` is read. `@unchecked` because it is a class with a deinit.
+    public let path: String
+    public let keep: Bool
+
+    public init(_ prefix: String = "vigil-test") {
+        var template = Array("\(NSTemporaryDirectory())/\(prefix)-XXXXXX".utf8CString)
+        let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(p != nil, "mkdtemp failed")
+        path = String(cString: p!)
+        keep = ProcessInfo.processInfo.environment["VIGIL_KEEP_TEST_DIRS"] != nil
+    }
+
+    public func file(_ name: String) -> String { path + "/" + name }
+
+    deinit {
+        if !keep { try? FileManager.default.removeItem(atPath: path) }
+    }
+}

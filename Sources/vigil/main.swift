@@ -1,3 +1,0 @@
-import VigilDaemon
-
-await VigilMain.main()

@@ -1,0 +1,161 @@
+import Foundation
+import Testing
+import VigilCore
+import VigilTestSupport
+
+@testable import VigilStorage
+
+let t0 = Timestamp(micros: 1_763_892_000_000_000)
+
+func reading(_ path: String, _ value: Double, _ t: Timestamp, unit: String? = nil) -> Reading {
+    Reading(series: SeriesKey(path: path)!, value: value, timestamp: t, unit: unit)
+}
+
+func allReadings(_ dir: TemporaryDirectory, _ filter: String? = nil) throws -> [StoredReading] {
+    let reader = try BufferReader(options: BufferOptions(directory: dir.path))
+    var out: [StoredReading] = []
+    try reader.readings(matching: try filter.map { try TopicFilter($0) }) { out.append($0) }
+    return out
+}
+
+@Suite("SQLite buffer")
+struct BufferTests {
+    @Test func roundTrip() throws {
+        let dir = TemporaryDirectory()
+        let w = try BufferWriter(options: BufferOptions(directory: dir.path))
+        try w.begin()
+        try w.insert(reading("energy/s1/m1/voltage", 231.4, t0, unit: "V"))
+        try w.insert(reading("energy/s1/m1/voltage", 229.95, t0.adding(.milliseconds(1))))
+        try w.insert(reading("water/st7/g1/water_level", -0.000123, t0.adding(.seconds(1))))
+        try w.commit()
+        let rows = try allReadings(dir)
+        #expect(rows == [
+            StoredReading(series: "energy/s1/m1/voltage", timestamp: t0, value: 231.4, unit: "V"),
+            StoredReading(series: "energy/s1/m1/voltage", timestamp: t0.adding(.milliseconds(1)), value: 229.95, unit: "V"),
+            StoredReading(series: "water/st7/g1/water_level", timestamp: t0.adding(.seconds(1)), value: -0.000123, unit: nil),
+        ])
+        #expect(try allReadings(dir, "water/#").count == 1)
+        let counters = try BufferReader(options: BufferOptions(directory: dir.path)).counters()
+        #expect(counters[CounterName.readingsStored] == 3)
+    }
+
+    @Test func redeliveryStoredOnce() throws {
+        let dir = TemporaryDirectory()
+        let w = try BufferWriter(options: BufferOptions(directory: dir.path))
+        try w.begin()
+        #expect(try w.insert(reading("energy/s/d/m", 1, t0)))
+        #expect(try !w.insert(reading("energy/s/d/m", 1, t0)))
+        try w.commit()
+        #expect(try allReadings(dir).count == 1)
+        #expect(try BufferReader(options: BufferOptions(directory: dir.path)).counters()[CounterName.readingsDuplicate] == 1)
+    }
+
+    /// What is not committed is not there after a crash; what is committed is.
+    @Test func uncommittedIsLostCommittedIsKept() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let w = try BufferWriter(options: BufferOptions(directory: dir.path))
+            try w.begin()
+            try w.insert(reading("energy/s/d/m", 1, t0))
+            try w.commit()
+            try w.begin()
+            try w.insert(reading("energy/s/d/m", 2, t0.adding(.seconds(1))))
+            try w.insert(reading("energy/s/d/new", 2, t0.adding(.seconds(1))))
+            // Dropped without commit, as a crash would.
+        }
+        #expect(try allReadings(dir).map(\.value) == [1])
+        let w = try BufferWriter(options: BufferOptions(directory: dir.path))
+        #expect(w.knownSeries.map(\.0.path) == ["energy/s/d/m"])
+    }
+
+    @Test func rollbackForgetsNewSeries() throws {
+        let dir = TemporaryDirectory()
+        let w = try BufferWriter(options: BufferOptions(directory: dir.path))
+        try w.begin()
+        try w.insert(reading("energy/s/d/m", 1, t0))
+        w.rollback()
+        try w.begin()
+        try w.insert(reading("energy/s/d/m", 2, t0))
+        try w.commit()
+        #expect(try allReadings(dir).map(\.value) == [2])
+    }
+
+    @Test func rejectsAreBoundedAndCounted() throws {
+        let dir = TemporaryDirectory()
+        var options = BufferOptions(directory: dir.path)
+        options.rejectsKept = 10
+        let w = try BufferWriter(options: options)
+        for i in 0..<35 {
+            w.reject(RejectRecord(at: t0.adding(.seconds(Int64(i))), topic: "t/\(i)", reason: RejectReason(i % 2 == 0 ? .invalidJSON : .badName, "d\(i)"), payloadPrefix: Array("payload \(i)".utf8), payloadSize: 100))
+            if i % 7 == 0 { try w.commit() }
+        }
+        try w.commit()
+        let r = try BufferReader(options: options)
+        let kept = try r.rejects(limit: 100)
+        #expect(kept.count <= 10 + 10 / 4)
+        #expect(kept.first?.topic == "t/34")
+        #expect(kept.first?.payloadPrefix == Array("payload 34".utf8))
+        let c = try r.counters()
+        #expect(c[CounterName.rejected(.invalidJSON)] == 18)
+        #expect(c[CounterName.rejected(.badName)] == 17)
+    }
+
+    @Test func retentionPrunesOldestAndCounts() throws {
+        let dir = TemporaryDirectory()
+        var options = BufferOptions(directory: dir.path)
+        options.retention = .hours(1)
+        let w = try BufferWriter(options: options)
+        try w.begin()
+        for i in 0..<120 { try w.insert(reading("energy/s/d/m", Double(i), t0.adding(.minutes(Int64(i))))) }
+        try w.commit()
+        var report = try w.maintain(now: t0.adding(.minutes(120)), chunk: 25)
+        var pruned = report.prunedForRetention
+        while report.more {
+            report = try w.maintain(now: t0.adding(.minutes(120)), chunk: 25)
+            pruned += report.prunedForRetention
+        }
+        #expect(pruned == 60)
+        let rows = try allReadings(dir)
+        #expect(rows.first?.value == 60)
+        #expect(rows.count == 60)
+        #expect(try BufferReader(options: options).counters()[CounterName.readingsPrunedRetention] == 60)
+    }
+
+    @Test func maxSizePrunesOldestSummarised() throws {
+        let dir = TemporaryDirectory()
+        var options = BufferOptions(directory: dir.path)
+        options.maxSize = ByteSize(bytes: 512 * 1024)
+        let w = try BufferWriter(options: options)
+        try w.begin()
+        for i in 0..<60_000 { try w.insert(reading("energy/s/d/m\(i % 10)", Double(i), t0.adding(.milliseconds(Int64(i))))) }
+        try w.commit()
+        #expect(try w.usedBytes() > options.maxSize.bytes)
+        // Nothing after the summarised mark may go.
+        let mark = t0.adding(.milliseconds(50_000))
+        var report = MaintenanceReport()
+        repeat { report = try w.maintain(now: t0.adding(.seconds(60)), prunableBefore: mark, chunk: 5000) } while report.more
+        let rows = try allReadings(dir)
+        #expect(rows.last?.value == 59_999)
+        #expect(rows.first!.timestamp <= mark)
+        #expect(try w.usedBytes() <= options.maxSize.bytes || rows.first!.timestamp == mark)
+        let pruned = try BufferReader(options: options).counters()[CounterName.readingsPrunedSize] ?? 0
+        #expect(pruned == Int64(60_000 - rows.count))
+        #expect(pruned > 0)
+    }
+
+    @Test func schemaVersionAndNewerFileRefused() throws {
+        let dir = TemporaryDirectory()
+        _ = try BufferWriter(options: BufferOptions(directory: dir.path))
+        let db = try SQLiteDatabase(path: BufferOptions(directory: dir.path).databasePath)
+        #expect(try db.scalarInt("PRAGMA user_version") == Int64(Schema.currentVersion))
+        // Reopening migrates nothing and keeps data.
+        _ = try BufferWriter(options: BufferOptions(directory: dir.path))
+        try db.execute("PRAGMA user_version = 999")
+        #expect(throws: SQLiteError.self) { _ = try BufferWriter(options: BufferOptions(directory: dir.path)) }
+    }
+
+    @Test func readerNeedsAnExistingBuffer() {
+        let dir = TemporaryDirectory()
+        #expect(throws: SQLiteError.self) { _ = try BufferReader(options: BufferOptions(directory: dir.path)) }
+    }
+}
