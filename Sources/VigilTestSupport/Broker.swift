@@ -7,7 +7,7 @@ public final class Broker: @unchecked Sendable {
     public let port: Int
     public let directory: TemporaryDirectory
     public let extraConfig: String
-    private var process: Process?
+    private var process: ChildProcess?
     private let lock = NSLock()
 
     public enum BrokerError: Error, CustomStringConvertible {
@@ -46,8 +46,11 @@ public final class Broker: @unchecked Sendable {
     public var logPath: String { directory.file("mosquitto.log") }
 
     private func writeConfig() throws {
+        // Run as root, mosquitto would switch to the `mosquitto` user, which cannot write
+        // to this test's private folder: stay the user the tests run as.
+        let user = geteuid() == 0 ? "user root\n" : ""
         let config = """
-            listener \(port) 127.0.0.1
+            \(user)listener \(port) 127.0.0.1
             allow_anonymous true
             persistence true
             persistence_location \(directory.path)/
@@ -74,12 +77,7 @@ public final class Broker: @unchecked Sendable {
         guard process == nil else { return }
         guard let exe = Broker.executable else { throw BrokerError.notInstalled }
         try writeConfig()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = ["-c", directory.file("mosquitto.conf")]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try ChildProcess(exe, ["-c", directory.file("mosquitto.conf")])
         process = p
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
@@ -99,7 +97,6 @@ public final class Broker: @unchecked Sendable {
         defer { lock.unlock() }
         guard let p = process else { return }
         p.terminate()
-        p.waitUntilExit()
         process = nil
     }
 
