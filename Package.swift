@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "vigil", targets: ["vigil"]),
+        .executable(name: "vigil-bench", targets: ["vigil-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -57,6 +58,11 @@ let package = Package(
         .target(
             name: "VigilTestSupport",
             dependencies: ["VigilCore", "VigilMQTT", "VigilStorage"],
+            swiftSettings: settings
+        ),
+        .executableTarget(
+            name: "vigil-bench",
+            dependencies: ["VigilTestSupport", "VigilMQTT", "VigilStorage"],
             swiftSettings: settings
         ),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "VigilTestSupport"], swiftSettings: settings),

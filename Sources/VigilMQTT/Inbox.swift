@@ -77,6 +77,8 @@ public final class Inbox: @unchecked Sendable {
     private var batch = MessageBatch()
     private var closed = false
     private var consumerWaiting = false
+    /// How many waiting messages wake the consumer before its deadline.
+    private var consumerWakeAt = 1
     private var producerWaiting = false
     private var blockedNanos: UInt64 = 0
     private var blockedCount: UInt64 = 0
@@ -107,18 +109,23 @@ public final class Inbox: @unchecked Sendable {
         }
         batch.append(topic: topic, payload: payload, receivedAt: receivedAt)
         pushed += 1
-        if consumerWaiting { condition.broadcast() }
+        if consumerWaiting && (batch.count >= consumerWakeAt || producerWaiting) { condition.broadcast() }
         condition.unlock()
     }
 
     /// Swaps the waiting messages into `spare` (which is cleared first).
-    /// - Parameter deadline: how long to wait for the first message; nil waits until one comes or the inbox closes.
+    /// - Parameters:
+    ///   - deadline: how long to wait; nil waits until messages come or the inbox closes.
+    ///   - wakeAt: how many messages end the wait before the deadline. An ingest thread
+    ///     with a commit pending passes a large number and sleeps until its commit is due,
+    ///     instead of waking for every message.
     /// - Returns: false when nothing came before the deadline or the inbox is closed and empty.
-    public func take(into spare: inout MessageBatch, deadline: Date?) -> Bool {
+    public func take(into spare: inout MessageBatch, deadline: Date?, wakeAt: Int = 1) -> Bool {
         spare.clear()
         condition.lock()
         defer { condition.unlock() }
-        while batch.isEmpty && !closed {
+        consumerWakeAt = max(1, min(wakeAt, maxMessages))
+        while batch.count < consumerWakeAt && !closed && !producerWaiting {
             consumerWaiting = true
             if let deadline {
                 if !condition.wait(until: deadline) { break }

@@ -126,6 +126,8 @@ public final class MQTTClient: @unchecked Sendable {
         var failures = 0
         var lastLogAt: Date = .distantPast
         var suppressed = 0
+        /// The last failure (a refused CONNECT, a lost connection) was logged already.
+        var failureReported = false
     }
 
     private let state = NSCondition()
@@ -304,8 +306,12 @@ public final class MQTTClient: @unchecked Sendable {
             let rc = mosquitto_loop(handle, 100, 1)
             if rc != MOSQ_ERR_SUCCESS.rawValue {
                 if stopping { break }
-                markDisconnected()
-                failed(MQTTError(code: rc, operation: "connection to \(endpoint.address)").description)
+                let (wasConnected, reported) = markDisconnected()
+                // A refusal was logged by the CONNACK handler and a lost connection by the
+                // disconnect handler: only what neither saw is logged here.
+                if !wasConnected && !reported {
+                    failed(MQTTError(code: rc, operation: "connection to \(endpoint.address)").description)
+                }
                 needConnect = true
                 pause(backoff())
             }
@@ -315,10 +321,15 @@ public final class MQTTClient: @unchecked Sendable {
         markDisconnected()
     }
 
-    private func markDisconnected() {
+    /// Returns whether it was connected, and whether the failure was already reported.
+    @discardableResult
+    private func markDisconnected() -> (wasConnected: Bool, failureReported: Bool) {
         state.lock()
+        defer { state.unlock() }
+        let result = (s.connected, s.failureReported)
         s.connected = false
-        state.unlock()
+        s.failureReported = false
+        return result
     }
 
     /// Logs a connection failure, at most once every 10 s after the first few (with a count of what was suppressed).
@@ -348,6 +359,9 @@ public final class MQTTClient: @unchecked Sendable {
         guard rc == 0 else {
             let reason = String(cString: mosquitto_connack_string(rc))
             failed("broker \(endpoint.address) refused the connection: \(reason)")
+            state.lock()
+            s.failureReported = true
+            state.unlock()
             return
         }
         state.lock()
@@ -380,9 +394,17 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     fileprivate func disconnected(rc: Int32) {
-        markDisconnected()
+        state.lock()
+        let wasConnected = s.connected
+        s.connected = false
+        state.unlock()
         let reason = rc == 0 ? "disconnected" : MQTTError(code: rc, operation: "connection lost").description
-        if rc != 0 && !stopping {
+        if wasConnected {
+            state.lock()
+            s.failureReported = true
+            state.unlock()
+        }
+        if rc != 0 && !stopping && wasConnected {
             logger.warning("MQTT connection lost", metadata: ["mqtt.broker": "\(endpoint.address)", "error": "\(reason)"])
         }
         delegate?.mqttDisconnected(reason: reason)

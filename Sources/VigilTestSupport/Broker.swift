@@ -7,6 +7,8 @@ public final class Broker: @unchecked Sendable {
     public let port: Int
     public let directory: TemporaryDirectory
     public let extraConfig: String
+    public let listenerConfig: String
+    public let allowAnonymous: Bool
     private var process: ChildProcess?
     private let lock = NSLock()
 
@@ -33,10 +35,15 @@ public final class Broker: @unchecked Sendable {
     public static var isAvailable: Bool { executable != nil }
 
     /// Starts a broker.
-    /// - Parameter extraConfig: lines appended to the listener's config (TLS settings, say).
-    public init(port: Int? = nil, extraConfig: String = "") throws {
+    /// - Parameters:
+    ///   - listenerConfig: lines for the listener (TLS files, say).
+    ///   - allowAnonymous: false requires a user (give `password_file` in `extraConfig`).
+    ///   - extraConfig: lines appended to the config.
+    public init(port: Int? = nil, listenerConfig: String = "", allowAnonymous: Bool = true, extraConfig: String = "") throws {
         self.port = port ?? FreePort.next()
         self.directory = TemporaryDirectory("vigil-broker")
+        self.listenerConfig = listenerConfig
+        self.allowAnonymous = allowAnonymous
         self.extraConfig = extraConfig
         try start()
     }
@@ -51,7 +58,8 @@ public final class Broker: @unchecked Sendable {
         let user = geteuid() == 0 ? "user root\n" : ""
         let config = """
             \(user)listener \(port) 127.0.0.1
-            allow_anonymous true
+            \(listenerConfig)
+            allow_anonymous \(allowAnonymous)
             persistence true
             persistence_location \(directory.path)/
             autosave_interval 1

@@ -25,7 +25,9 @@ public final class DaemonProcess: @unchecked Sendable {
     }
 
     /// The standard three subscriptions of the SPEC, for a broker on `port`.
-    public static func config(gateway: String = "gw-test", localPort: Int, extra: String = "", buffer: String = "") -> String {
+    public static func config(
+        gateway: String = "gw-test", localPort: Int, qos: Int = 1, extra: String = "", buffer: String = ""
+    ) -> String {
         """
         gateway_id: \(gateway)
         state_dir: ./state
@@ -33,7 +35,7 @@ public final class DaemonProcess: @unchecked Sendable {
         local:
           host: 127.0.0.1
           port: \(localPort)
-          qos: 1
+          qos: \(qos)
         subscriptions:
           - network: energy
             topic: energy/+/+/+

@@ -91,13 +91,17 @@ public final class IngestPipeline: @unchecked Sendable {
             while wedged.load(ordering: .relaxed) { usleep(10_000) }
             let now = Self.monotonic()
             let deadline: Date
+            let wakeAt: Int
             if let started = batchStartedAt {
+                // A commit is due at a known time: sleep until then unless a large batch builds up.
                 let due = Double(started) / 1e9 + interval
                 deadline = Date().addingTimeInterval(max(0, due - now))
+                wakeAt = max(1, min(1024, commit.rows - writer.pendingRows))
             } else {
                 deadline = Date().addingTimeInterval(min(1, max(0.001, nextStatusWrite - now)))
+                wakeAt = 1
             }
-            let got = inbox.take(into: &batch, deadline: deadline)
+            let got = inbox.take(into: &batch, deadline: deadline, wakeAt: wakeAt)
             if got { process(batch) }
             let t = Self.monotonic()
             if let started = batchStartedAt, t >= Double(started) / 1e9 + interval || writer.pendingRows >= commit.rows {
