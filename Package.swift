@@ -42,10 +42,11 @@ let package = Package(
             dependencies: ["CSQLite", "VigilCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: settings
         ),
+        .target(name: "VigilSimulator", dependencies: ["VigilCore"], swiftSettings: settings),
         .target(
             name: "VigilDaemon",
             dependencies: [
-                "VigilCore", "VigilMQTT", "VigilStorage",
+                "VigilCore", "VigilMQTT", "VigilStorage", "VigilSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

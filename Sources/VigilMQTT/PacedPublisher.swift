@@ -69,12 +69,13 @@ public final class PacedPublisher: MQTTClientDelegate, @unchecked Sendable {
 
     /// Publishes `count` messages at `rate` per second (0: as fast as possible).
     /// - Parameters:
-    ///   - message: the topic and payload of message `i`, given the time it is sent.
+    ///   - message: the topic and payload of message `i`, given the time it is sent; nil
+    ///     keeps the slot empty (nothing is sent, the schedule goes on).
     ///   - shouldStop: checked between messages; returning true ends the run early.
     public func run(
         count: Int, rate: Double, retain: Bool = false,
         shouldStop: () -> Bool = { false },
-        message: (Int, Timestamp) -> (String, [UInt8])
+        message: (Int, Timestamp) -> (String, [UInt8])?
     ) -> PublishReport {
         var report = PublishReport()
         guard let client else { return report }
@@ -95,7 +96,10 @@ public final class PacedPublisher: MQTTClientDelegate, @unchecked Sendable {
             if rate > 0 { report.maxLag = max(report.maxLag, elapsed - Double(i) / rate) }
             let burstEnd = rate > 0 ? due : min(count, i + 256)
             while i < burstEnd {
-                let (topic, payload) = message(i, Timestamp.now())
+                guard let (topic, payload) = message(i, Timestamp.now()) else {
+                    i += 1
+                    continue
+                }
                 do {
                     try client.publish(topic: topic, payload: payload, qos: qos, retain: retain)
                 } catch {

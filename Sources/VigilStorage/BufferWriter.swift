@@ -158,7 +158,7 @@ public final class BufferWriter: @unchecked Sendable {
     }
 
     /// Inserts one reading in the open transaction.
-    /// - Returns: false when the series already has a reading at that timestamp (a redelivery).
+    /// - Returns: false when the same reading (series, timestamp and value) is already stored: a redelivery.
     @discardableResult
     public func insert(_ r: Reading) throws(SQLiteError) -> Bool {
         let id: Int64
@@ -313,7 +313,7 @@ public final class BufferWriter: @unchecked Sendable {
     /// Readings older than the retention go first; then, while the buffer is over
     /// `maxSize`, the oldest readings that are no longer needed (`prunableBefore`: readings
     /// before it are summarised) go, `chunk` at a time.
-    public func maintain(now: Timestamp, prunableBefore: Timestamp? = nil, chunk: Int = 20_000) throws(SQLiteError)
+    public func maintain(now: Timestamp, prunableBefore: Timestamp? = nil, chunk: Int = 5000) throws(SQLiteError)
         -> MaintenanceReport
     {
         var report = MaintenanceReport()

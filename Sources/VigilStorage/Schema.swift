@@ -1,8 +1,10 @@
 /// The buffer's schema, versioned by `PRAGMA user_version` and migrated forward in steps.
 ///
-/// Readings sit in a table clustered by `(ts, series_id)`: inserts land at the end in time
-/// order, ranges by time (export, recovery, retention) are index scans, and a redelivered
-/// QoS 1 message with the same series and timestamp is stored once.
+/// Readings sit in a table clustered by `(ts, series_id, value)`: inserts land at the end in
+/// time order, ranges by time (export, recovery, retention) are index scans, and a reading
+/// identical in series, time and value to a stored one (a redelivered QoS 1 message) is
+/// stored once. Different values at the same time are all kept: a sensor that stamps whole
+/// seconds may publish twice within one.
 enum Schema {
     /// Each entry migrates from version `index` to `index + 1`.
     static let migrations: [String] = [
@@ -24,7 +26,7 @@ enum Schema {
             ts INTEGER NOT NULL,
             series_id INTEGER NOT NULL,
             value REAL NOT NULL,
-            PRIMARY KEY (ts, series_id)
+            PRIMARY KEY (ts, series_id, value)
         ) WITHOUT ROWID;
         CREATE TABLE rejects(
             id INTEGER PRIMARY KEY,

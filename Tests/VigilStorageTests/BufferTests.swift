@@ -45,8 +45,10 @@ struct BufferTests {
         try w.begin()
         #expect(try w.insert(reading("energy/s/d/m", 1, t0)))
         #expect(try !w.insert(reading("energy/s/d/m", 1, t0)))
+        // A different value at the same time is a different reading.
+        #expect(try w.insert(reading("energy/s/d/m", 2, t0)))
         try w.commit()
-        #expect(try allReadings(dir).count == 1)
+        #expect(try allReadings(dir).map(\.value) == [1, 2])
         #expect(try BufferReader(options: BufferOptions(directory: dir.path)).counters()[CounterName.readingsDuplicate] == 1)
     }
 
@@ -157,5 +159,18 @@ struct BufferTests {
     @Test func readerNeedsAnExistingBuffer() {
         let dir = TemporaryDirectory()
         #expect(throws: SQLiteError.self) { _ = try BufferReader(options: BufferOptions(directory: dir.path)) }
+    }
+}
+
+@Suite("Durability setting")
+struct DurabilityTests {
+    @Test(arguments: [(Durability.normal, Int64(1)), (Durability.full, Int64(2))])
+    func synchronousPragma(_ durability: Durability, _ expected: Int64) throws {
+        let dir = TemporaryDirectory()
+        var options = BufferOptions(directory: dir.path)
+        options.durability = durability
+        let w = try BufferWriter(options: options)
+        #expect(try w.db.scalarInt("PRAGMA synchronous") == expected)
+        #expect(try w.db.scalarText("PRAGMA journal_mode") == "wal")
     }
 }

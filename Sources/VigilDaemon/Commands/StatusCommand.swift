@@ -9,6 +9,7 @@ extension VigilCommand {
             abstract: "Connections, ingest rate, buffer size and rejects, from the running daemon's buffer.")
         @OptionGroup var options: ConfigOptions
         @Flag(help: "The daemon's status record as JSON.") var json = false
+        @Flag(help: "One line, for watch or a live demo.") var line = false
 
         func run() async throws {
             let config = try options.load()
@@ -26,6 +27,13 @@ extension VigilCommand {
             }
             let age = Double(now.micros - s.updatedAtMicros) / 1e6
             let running = age < 5
+            if line {
+                let i = s.ingest
+                print(
+                    "\(running ? "running" : "STOPPED") | local \(s.local.connected ? "connected" : "DISCONNECTED") | ingest \(String(format: "%.0f", running ? i.rate : 0)) readings/s | stored \(i.readingsStored) | rejected \(i.rejected) | p99 \(fmt(i.publishToStoredMs.p99)) ms | buffer \(ByteSize(bytes: reader.fileBytes()))"
+                )
+                return
+            }
             print("gateway \(s.gateway)")
             print(
                 running

@@ -9,7 +9,7 @@ public struct VigilCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "vigil",
         abstract: "Edge telemetry daemon: MQTT readings into a durable local buffer, early warnings, aggregates upstream.",
-        subcommands: [Run.self, Check.self, Export.self, Rejects.self, Status.self]
+        subcommands: [Run.self, Check.self, Export.self, Rejects.self, Status.self, Simulate.self]
     )
 
     public init() {}

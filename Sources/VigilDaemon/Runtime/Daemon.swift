@@ -48,6 +48,12 @@ public final class Daemon: Sendable {
                 "mqtt.broker": "\(config.local.host):\(config.local.port)",
                 "subscriptions": "\(config.subscriptions.count)",
             ])
+        if config.upstream != nil {
+            logger.warning("upstream is configured, but this vigil does not forward yet: nothing is sent upstream")
+        }
+        if config.httpListen != nil {
+            logger.warning("http.listen is configured, but this vigil has no HTTP endpoint yet")
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: [

@@ -92,18 +92,22 @@ struct CheckpointService: Service {
 
     func run() async throws {
         let stop = StopFlag()
-        await withGracefulShutdownHandler {
-            await DedicatedThread.run(name: "vigil checkpoint") {
-                while !stop.wait(seconds: 1) {
-                    do {
-                        try checkpointer.checkpoint()
-                    } catch {
-                        logger.debug("checkpoint failed: \(error)")
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await DedicatedThread.run(name: "vigil checkpoint") {
+                    while !stop.wait(seconds: 1) {
+                        do {
+                            try checkpointer.checkpoint()
+                        } catch {
+                            logger.debug("checkpoint failed: \(error)")
+                        }
                     }
+                    _ = try? checkpointer.checkpoint()
                 }
-                _ = try? checkpointer.checkpoint()
+            } onGracefulShutdown: {
+                stop.set()
             }
-        } onGracefulShutdown: {
+        } onCancel: {
             stop.set()
         }
     }

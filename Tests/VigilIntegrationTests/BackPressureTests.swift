@@ -1,0 +1,41 @@
+import Foundation
+import Logging
+import Testing
+import VigilCore
+import VigilMQTT
+import VigilTestSupport
+
+@testable import VigilDaemon
+
+extension Integration {
+    @Suite("Back-pressure")
+    struct BackPressure {
+        /// Ingest stalls: the inbox fills to its bound, the network thread waits (the broker
+        /// keeps the rest), and once ingest resumes every message is stored. Nothing is dropped.
+        @Test func slowIngestHoldsTheNetworkThreadAndDropsNothing() async throws {
+            let broker = try Broker()
+            let dir = TemporaryDirectory()
+            let configText = DaemonProcess.config(localPort: broker.port).replacingOccurrences(of: "./state", with: dir.file("state"))
+            let config = try VigilConfig.parse(configText, file: dir.file("vigil.yaml"))
+            let daemon = try Daemon(config: config, logger: Logger(label: "test"))
+            let running = Task { try await daemon.run() }
+            #expect(eventually { daemon.status.local.connected })
+            daemon.pipeline.wedged.store(true, ordering: .relaxed)
+            let n = daemon.pipeline.inbox.maxMessages * 2 + 500
+            let publisher = try TestPublisher(broker: broker, topics: ["energy/s/m/v"])
+            publisher.publish(count: n, rate: 0)
+            #expect(publisher.publisher.waitForAcknowledgements(n, timeout: 60))
+            // The inbox is full and the network thread is held: nothing beyond the bound was taken.
+            #expect(eventually { daemon.pipeline.inbox.depth == daemon.pipeline.inbox.maxMessages })
+            #expect(eventually { daemon.pipeline.inbox.backPressure.count >= 1 })
+            #expect(daemon.pipeline.snapshot.readingsStored == 0)
+            daemon.pipeline.wedged.store(false, ordering: .relaxed)
+            let stored = eventually(timeout: 60) { daemon.pipeline.snapshot.readingsStored == UInt64(n) }
+            let s = daemon.pipeline.snapshot
+            #expect(stored, "stored \(s.readingsStored) of \(n), \(s.readingsDuplicate) duplicates, \(s.rejectedTotal) rejected")
+            publisher.close()
+            running.cancel()
+            _ = await running.result
+        }
+    }
+}
