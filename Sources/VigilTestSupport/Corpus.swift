@@ -4,7 +4,7 @@ import Foundation
 /// (or `$VIGIL_CORPUS`). Tests that need them are skipped, visibly, where they are absent.
 public enum Corpus {
     public static var directory: URL? {
-        if let env = ProcessInfo.processInfo.environment["VIGIL_CORPUS"] {
+        if let env = ProcessInfo.processInfo.environment["VIGIL_CORPUS"], !env.isEmpty {
             let url = URL(fileURLWithPath: env)
             return FileManager.default.fileExists(atPath: url.path) ? url : nil
         }
