@@ -77,7 +77,7 @@ public struct MaintenanceReport: Sendable, Equatable {
 /// - Important: not thread safe. It is created on one thread and then used only by the
 ///   ingest thread, which is why it is `@unchecked Sendable`: the handover is the only crossing.
 public final class BufferWriter: @unchecked Sendable {
-    public let options: BufferOptions
+    public private(set) var options: BufferOptions
     let db: SQLiteDatabase
     private let insertReading: SQLiteStatement
     private let insertSeries: SQLiteStatement
@@ -96,6 +96,17 @@ public final class BufferWriter: @unchecked Sendable {
     }
 
     private var series: [SeriesKey: SeriesEntry] = [:]
+    private var statements: [String: SQLiteStatement] = [:]
+
+    var seriesEntries: [SeriesKey: SeriesEntry] { series }
+
+    /// A prepared statement, kept for reuse.
+    func statement(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+        if let s = statements[sql] { return s }
+        let s = try db.prepare(sql)
+        statements[sql] = s
+        return s
+    }
     private var seriesCreatedInTransaction: [SeriesKey] = []
     private var counterDeltas: [String: Int64] = [:]
     private var pendingRejects: [RejectRecord] = []
@@ -143,6 +154,12 @@ public final class BufferWriter: @unchecked Sendable {
             series[key] = SeriesEntry(
                 id: stmt.int(0), unit: stmt.text(5), lastSeen: stmt.int(6), lastValue: stmt.double(7), dirty: false)
         }
+    }
+
+    /// Changes retention and size limits (a reload).
+    public func setLimits(retention: TimeSpan, maxSize: ByteSize) {
+        options.retention = retention
+        options.maxSize = maxSize
     }
 
     /// Every series the buffer knows, with when it was last seen.

@@ -45,7 +45,36 @@ enum Schema {
             key TEXT PRIMARY KEY,
             value TEXT NOT NULL
         ) WITHOUT ROWID;
+        """,
+        // 1 -> 2: alert state (one row per raised or pending (rule, series)) and alert history.
         """
+        CREATE TABLE alert_states(
+            rule TEXT NOT NULL,
+            series TEXT NOT NULL,
+            level TEXT,
+            since INTEGER,
+            pending TEXT NOT NULL,
+            absent TEXT NOT NULL,
+            last_value REAL,
+            threshold REAL,
+            updated INTEGER NOT NULL,
+            PRIMARY KEY (rule, series)
+        ) WITHOUT ROWID;
+        CREATE TABLE alert_events(
+            id INTEGER PRIMARY KEY,
+            at INTEGER NOT NULL,
+            rule TEXT NOT NULL,
+            series TEXT NOT NULL,
+            state TEXT NOT NULL,
+            level TEXT NOT NULL,
+            previous_level TEXT,
+            value REAL,
+            threshold REAL,
+            since INTEGER NOT NULL,
+            message TEXT NOT NULL
+        );
+        CREATE INDEX alert_events_at ON alert_events(at);
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

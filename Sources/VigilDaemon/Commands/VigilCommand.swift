@@ -9,7 +9,7 @@ public struct VigilCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "vigil",
         abstract: "Edge telemetry daemon: MQTT readings into a durable local buffer, early warnings, aggregates upstream.",
-        subcommands: [Run.self, Check.self, Export.self, Rejects.self, Status.self, Simulate.self]
+        subcommands: [Run.self, Check.self, Test.self, Status.self, Alerts.self, Export.self, Rejects.self, Simulate.self]
     )
 
     public init() {}
@@ -28,6 +28,16 @@ struct ConfigOptions: ParsableArguments {
     func load() throws -> VigilConfig {
         do {
             return try VigilConfig.load(file: path)
+        } catch {
+            for d in error.diagnostics { printError(d.description) }
+            throw ExitCode(1)
+        }
+    }
+
+    /// Loads the config and the rules, or prints every mistake and exits 1.
+    func loadSettings() throws -> Settings {
+        do {
+            return try Settings.load(file: path)
         } catch {
             for d in error.diagnostics { printError(d.description) }
             throw ExitCode(1)
@@ -54,30 +64,18 @@ extension VigilCommand {
         @OptionGroup var options: ConfigOptions
 
         func run() async throws {
-            let config = try options.load()
+            let settings = try options.loadSettings()
+            let config = settings.config
             VigilLogHandler.bootstrap(level: config.logLevel)
             let logger = Logger(label: "vigil")
             let daemon: Daemon
             do {
-                daemon = try Daemon(config: config, logger: logger)
+                daemon = try Daemon(config: config, rules: settings.rules, logger: logger)
             } catch {
                 logger.critical("cannot start: \(error)")
                 throw ExitCode(1)
             }
             try await daemon.run()
-        }
-    }
-
-    struct Check: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Validate the config without touching the network; every mistake as file:line:column.")
-        @OptionGroup var options: ConfigOptions
-
-        func run() async throws {
-            let config = try options.load()
-            print(
-                "\(options.path): ok: gateway \(config.gatewayID), \(config.subscriptions.count) subscription(s), state in \(config.stateDir)"
-            )
         }
     }
 

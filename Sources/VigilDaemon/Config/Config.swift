@@ -69,6 +69,37 @@ public struct UpstreamConfig: Sendable, Hashable {
     public var topicPrefix = "vigil/{gateway_id}"
 }
 
+/// The config file and the rule files it points to, validated together.
+public struct Settings: Sendable {
+    public var config: VigilConfig
+    public var rules: [Rule]
+
+    /// Loads `vigil.yaml` and every rule file of its `rules_dir`.
+    /// - Throws: `ConfigError` with every mistake of every file as file:line:column.
+    public static func load(file: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws(ConfigError) -> Settings
+    {
+        let config = try VigilConfig.load(file: file, environment: environment)
+        let rules = try RuleFiles.load(directory: config.rulesDir)
+        return Settings(config: config, rules: rules)
+    }
+
+    /// The keys whose change a reload cannot apply while running.
+    public func restartNeeded(comparedTo running: VigilConfig) -> [String] {
+        var keys: [String] = []
+        let c = config
+        if c.gatewayID != running.gatewayID { keys.append("gateway_id") }
+        if c.stateDir != running.stateDir { keys.append("state_dir") }
+        if c.local != running.local { keys.append("local") }
+        if c.subscriptions.map(\.filter) != running.subscriptions.map(\.filter) { keys.append("subscriptions (topics)") }
+        if c.buffer.durability != running.buffer.durability { keys.append("buffer.durability") }
+        if c.aggregate != running.aggregate { keys.append("aggregate") }
+        if c.upstream != running.upstream { keys.append("upstream") }
+        if c.httpListen != running.httpListen { keys.append("http") }
+        return keys
+    }
+}
+
 /// The whole of `vigil.yaml`.
 public struct VigilConfig: Sendable {
     public var file: String

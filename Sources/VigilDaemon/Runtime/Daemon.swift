@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import ServiceLifecycle
 import UnixSignals
 import VigilCore
@@ -11,6 +12,8 @@ import VigilStorage
 /// everything received is committed before the process exits.
 public final class Daemon: Sendable {
     public let config: VigilConfig
+    /// The settings in force: the start's, then each good reload's.
+    let current: Mutex<Settings>
     public let pipeline: IngestPipeline
     public let status: StatusBoard
     let client: MQTTClient
@@ -20,8 +23,9 @@ public final class Daemon: Sendable {
 
     /// Builds every part; nothing runs yet.
     /// - Throws: when the buffer cannot be opened or a secret file cannot be read.
-    public init(config: VigilConfig, logger: Logger) throws {
+    public init(config: VigilConfig, rules: [Rule] = [], logger: Logger) throws {
         self.config = config
+        self.current = Mutex(Settings(config: config, rules: rules))
         self.logger = logger
         try FileManager.default.createDirectory(atPath: config.stateDir, withIntermediateDirectories: true)
         let writer = try BufferWriter(options: config.buffer)
@@ -30,7 +34,7 @@ public final class Daemon: Sendable {
         let inbox = Inbox()
         pipeline = IngestPipeline(
             inbox: inbox, writer: writer, subscriptions: config.subscriptions, limits: config.limits,
-            commit: config.commit, status: status, logger: logger)
+            commit: config.commit, rules: rules, status: status, logger: logger)
         ingress = LocalIngress(inbox: inbox, status: status)
         let endpoint = try config.local.endpoint(defaultClientID: config.localClientID)
         client = try MQTTClient(
@@ -60,6 +64,7 @@ public final class Daemon: Sendable {
                     .init(service: CheckpointService(checkpointer: checkpointer, logger: logger)),
                     .init(service: IngestService(pipeline: pipeline)),
                     .init(service: SubscriberService(client: client, ingress: ingress)),
+                    .init(service: ReloadService(daemon: self)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
@@ -70,5 +75,40 @@ public final class Daemon: Sendable {
             metadata: [
                 "messages": "\(s.messagesReceived)", "stored": "\(s.readingsStored)", "rejected": "\(s.rejectedTotal)",
             ])
+    }
+}
+
+extension Daemon {
+    /// SIGHUP: reads the config and rules again. If anything is wrong, the running ones stay
+    /// and the log says why (file:line:column); if all is well, the rules and the keys that
+    /// can change live are applied, and the keys that need a restart are named.
+    /// - Returns: whether the reload was applied.
+    @discardableResult
+    public func reload() -> Bool {
+        let file = config.file
+        logger.info("reload requested", metadata: ["config": "\(file)"])
+        let settings: Settings
+        do {
+            settings = try Settings.load(file: file)
+        } catch {
+            for d in error.diagnostics { logger.error("reload: \(d.description)") }
+            logger.error("reload failed: the running config and rules stay in force", metadata: ["errors": "\(error.diagnostics.count)"])
+            return false
+        }
+        let running = current.withLock { $0.config }
+        let needRestart = settings.restartNeeded(comparedTo: running)
+        if !needRestart.isEmpty {
+            logger.warning("reload: these changes need a restart and are not applied: \(needRestart.joined(separator: ", "))")
+        }
+        VigilLogHandler.setLevel(settings.config.logLevel)
+        let c = settings.config
+        // Subscriptions: new topics need a restart; a new layout or format for the same topics applies now.
+        let subscriptions = c.subscriptions.map(\.filter) == running.subscriptions.map(\.filter) ? c.subscriptions : running.subscriptions
+        pipeline.requestReload(
+            IngestPipeline.Reload(
+                rules: settings.rules, limits: c.limits, commit: c.commit, retention: c.buffer.retention,
+                maxSize: c.buffer.maxSize, subscriptions: subscriptions))
+        current.withLock { $0 = Settings(config: running, rules: settings.rules) }
+        return true
     }
 }

@@ -21,6 +21,11 @@ public struct IngestSnapshot: Sendable {
     public var prunedRetention: UInt64 = 0
     public var prunedSize: UInt64 = 0
     public var senmlSkipped: UInt64 = 0
+    public var rules = 0
+    public var ruleStates = 0
+    /// Raised alerts by level.
+    public var activeAlerts: [AlertLevel: Int] = [:]
+    public var transitions: UInt64 = 0
     /// Monotonic seconds of the last time the pipeline finished a loop turn (for the watchdog).
     public var lastProgress: Double = 0
     public var rejectedTotal: UInt64 { rejected.values.reduce(0, +) }
@@ -35,14 +40,44 @@ public struct IngestSnapshot: Sendable {
 /// most `inbox.maxMessages + commit.rows` messages, and in steady state the readings of the
 /// last `commit.interval`.
 ///
-/// - Important: `run()` is called once, on its own thread, which then owns `writer` and
-///   `decoder`. Other threads only read `snapshot` (a Mutex) and call `stop()`.
-///   Hence `@unchecked Sendable`.
+/// Rules are evaluated here too, on each reading as it arrives and on a one-second tick: a
+/// transition is written in the same transaction as the readings that caused it, with the
+/// alert state, so a crash loses both or neither and a restart never raises twice.
+///
+/// - Important: `run()` is called once, on its own thread, which then owns `writer`,
+///   `decoder` and `engine`. Other threads only read `snapshot` (a Mutex), hand over a
+///   reload (a Mutex) and call `stop()`. Hence `@unchecked Sendable`.
 public final class IngestPipeline: @unchecked Sendable {
     public let inbox: Inbox
     let writer: BufferWriter
     var decoder: MessageDecoder
-    let commit: CommitPolicy
+    var commit: CommitPolicy
+    var engine: RuleEngine
+    private var transitions: [AlertTransition] = []
+    private var nextTick = 0.0
+    private let reloads = Mutex<Reload?>(nil)
+
+    /// What a reload changes while running.
+    public struct Reload: Sendable {
+        public var rules: [Rule]
+        public var limits: IngestLimits
+        public var commit: CommitPolicy
+        public var retention: TimeSpan
+        public var maxSize: ByteSize
+        public var subscriptions: [SubscriptionSpec]
+
+        public init(
+            rules: [Rule], limits: IngestLimits, commit: CommitPolicy, retention: TimeSpan, maxSize: ByteSize,
+            subscriptions: [SubscriptionSpec]
+        ) {
+            self.rules = rules
+            self.limits = limits
+            self.commit = commit
+            self.retention = retention
+            self.maxSize = maxSize
+            self.subscriptions = subscriptions
+        }
+    }
     let logger: Logger
     let status: StatusBoard
     private let stats = Mutex(IngestSnapshot())
@@ -64,11 +99,12 @@ public final class IngestPipeline: @unchecked Sendable {
 
     public init(
         inbox: Inbox, writer: BufferWriter, subscriptions: [SubscriptionSpec], limits: IngestLimits,
-        commit: CommitPolicy, status: StatusBoard, logger: Logger
+        commit: CommitPolicy, rules: [Rule], status: StatusBoard, logger: Logger
     ) {
         self.inbox = inbox
         self.writer = writer
         self.decoder = MessageDecoder(subscriptions: subscriptions, limits: limits)
+        self.engine = RuleEngine(rules: rules)
         self.commit = commit
         self.status = status
         self.logger = logger
@@ -81,14 +117,22 @@ public final class IngestPipeline: @unchecked Sendable {
     /// Asks the thread to finish: it drains the inbox, commits and returns.
     public func stop() { inbox.close() }
 
+    /// Hands a validated reload to the ingest thread, which applies it on its next turn.
+    public func requestReload(_ reload: Reload) {
+        reloads.withLock { $0 = reload }
+        inbox.wake()
+    }
+
     static func monotonic() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
     /// The thread body. Returns after `stop()`, once everything received is committed.
     public func run() {
         var batch = MessageBatch()
-        let interval = commit.interval.seconds
+        startRules(previous: [], reason: "")
         while true {
             while wedged.load(ordering: .relaxed) { usleep(10_000) }
+            if let reload = reloads.withLock({ r -> Reload? in defer { r = nil }; return r }) { apply(reload) }
+            let interval = commit.interval.seconds
             let now = Self.monotonic()
             let deadline: Date
             let wakeAt: Int
@@ -139,11 +183,13 @@ public final class IngestPipeline: @unchecked Sendable {
                     if try writer.insert(r) {
                         local.readingsStored += 1
                         if r.timestampFromPayload { pendingPayloadTimes.append(r.timestamp.micros) }
+                        engine.ingest(r, now: receivedAt, into: &transitions)
                     } else {
                         local.readingsDuplicate += 1
                     }
                     pendingReceiveTimes.append(receivedAt.micros)
                 }
+                if !transitions.isEmpty { try recordTransitions() }
             } catch {
                 storageFailed(error)
             }
@@ -180,10 +226,32 @@ public final class IngestPipeline: @unchecked Sendable {
         rejectLog[reason.code] = entry
     }
 
+    /// Writes the transitions gathered since the last call, in the open transaction, and logs them.
+    private func recordTransitions() throws {
+        for t in transitions {
+            try writer.recordTransition(t)
+            local.transitions += 1
+            logger.notice(
+                "alert \(t.state.rawValue)",
+                metadata: [
+                    "rule.id": "\(t.rule)", "series": "\(t.series.path)", "level": "\(t.level)",
+                    "value": "\(t.value.map(Rule.formatNumber) ?? "")", "threshold": "\(t.threshold.map(Rule.formatNumber) ?? "")",
+                    "message": "\(t.message)",
+                ])
+        }
+        transitions.removeAll(keepingCapacity: true)
+    }
+
+    /// Stores the (rule, series) states that changed, in the open transaction.
+    private func saveRuleStates(now: Timestamp) throws {
+        for record in engine.takeDirty() { try writer.saveAlertState(record, now: now) }
+    }
+
     private func commitPending() {
         guard writer.inTransaction || batchStartedAt != nil else { return }
         let start = DispatchTime.now().uptimeNanoseconds
         do {
+            try saveRuleStates(now: Timestamp.now())
             try writer.commit()
         } catch {
             storageFailed(error)
@@ -230,6 +298,10 @@ public final class IngestPipeline: @unchecked Sendable {
     private func upkeep(at now: Double) {
         local.lastProgress = now
         stats.withLock { $0.lastProgress = now }
+        if now >= nextTick {
+            nextTick = now + 1
+            tickRules()
+        }
         if now >= nextStatusWrite {
             nextStatusWrite = now + 1
             publish()
@@ -261,6 +333,83 @@ public final class IngestPipeline: @unchecked Sendable {
                 nextMaintenance = now + 10
             }
         }
+    }
+}
+
+extension IngestPipeline {
+    /// Brings the rule engine up: stored states (or, on reload, the running engine's),
+    /// known series for the stale rules, and the windows rebuilt from the buffer.
+    func startRules(previous: [AlertStateRecord], reason: String) {
+        let now = Timestamp.now()
+        do {
+            let records = previous.isEmpty && reason.isEmpty ? try writer.loadAlertStates() : previous
+            let orphans = engine.restore(records)
+            for o in orphans {
+                if let t = RuleEngine.orphanResolved(o, now: now, reason: reason.isEmpty ? "its rule is gone" : reason) {
+                    transitions.append(t)
+                }
+                var idle = o
+                idle.level = nil
+                idle.pending = [:]
+                idle.absent = [:]
+                try writer.saveAlertState(idle, now: now)
+            }
+            for (series, seen) in writer.knownSeries { engine.knowSeries(series, lastSeen: seen) }
+            let window = engine.longestWindow
+            var replayed = 0
+            if window.micros > 0 {
+                try writer.forEachReading(since: now.subtracting(window)) { r in
+                    engine.replay(r)
+                    replayed += 1
+                }
+            }
+            try recordTransitions()
+            try saveRuleStates(now: now)
+            try writer.commit()
+            let active = engine.activeStates.filter { $0.level != nil }.count
+            logger.info(
+                "rules loaded",
+                metadata: [
+                    "rules": "\(engine.rules.count)", "active_alerts": "\(active)", "replayed_readings": "\(replayed)",
+                    "window": "\(window)",
+                ])
+        } catch {
+            logger.error("restoring the rule state failed: \(error)")
+            writer.rollback()
+        }
+    }
+
+    /// Evaluates deadlines, expiring windows and silent series.
+    func tickRules() {
+        engine.tick(now: Timestamp.now(), into: &transitions)
+        do {
+            if !transitions.isEmpty { try recordTransitions() }
+            try saveRuleStates(now: Timestamp.now())
+            if writer.inTransaction && batchStartedAt == nil {
+                try writer.commit()
+            }
+        } catch {
+            storageFailed(error)
+        }
+        var active: [AlertLevel: Int] = [:]
+        for s in engine.activeStates { if let l = s.level { active[l, default: 0] += 1 } }
+        local.activeAlerts = active
+        local.rules = engine.rules.count
+        local.ruleStates = engine.stateCount
+    }
+
+    /// Applies a reload between batches: new rules keep the state of the alerts whose rule
+    /// still exists; alerts of removed rules are resolved.
+    func apply(_ reload: Reload) {
+        commitPending()
+        let previous = engine.activeStates
+        engine = RuleEngine(rules: reload.rules)
+        decoder = MessageDecoder(subscriptions: reload.subscriptions, limits: reload.limits)
+        commit = reload.commit
+        writer.setLimits(retention: reload.retention, maxSize: reload.maxSize)
+        startRules(previous: previous, reason: "its rule was removed or changed its match in a reload")
+        tickRules()
+        logger.notice("reloaded", metadata: ["rules": "\(reload.rules.count)"])
     }
 }
 

@@ -7,7 +7,14 @@ import VigilCore
 /// (`JOURNAL_STREAM` set) each line starts with its syslog priority (`<3>`) and carries no
 /// timestamp, since the journal adds its own; otherwise it starts with an RFC 3339 time.
 public struct VigilLogHandler: LogHandler {
-    public var logLevel: Logger.Level
+    /// One level for the whole process, so that a reload can change it.
+    static let level = Mutex<Logger.Level>(.info)
+
+    public var logLevel: Logger.Level {
+        get { Self.level.withLock { $0 } }
+        set { Self.level.withLock { $0 = newValue } }
+    }
+
     public var metadata: Logger.Metadata = [:]
     let label: String
     let journal: Bool
@@ -16,8 +23,8 @@ public struct VigilLogHandler: LogHandler {
 
     public init(label: String, level: Logger.Level, journal: Bool) {
         self.label = label
-        self.logLevel = level
         self.journal = journal
+        Self.level.withLock { $0 = level }
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -59,7 +66,13 @@ public struct VigilLogHandler: LogHandler {
     /// Sets up swift-log once for the process.
     public static func bootstrap(level: Logger.Level) {
         let journal = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil
-        LoggingSystem.bootstrap { label in VigilLogHandler(label: label, level: level, journal: journal) }
+        Self.level.withLock { $0 = level }
+        LoggingSystem.bootstrap { label in VigilLogHandler(label: label, level: Self.level.withLock { $0 }, journal: journal) }
+    }
+
+    /// Changes the level of every logger (a reload).
+    public static func setLevel(_ level: Logger.Level) {
+        Self.level.withLock { $0 = level }
     }
 }
 

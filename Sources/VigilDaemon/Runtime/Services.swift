@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
+import UnixSignals
 import VigilCore
 import VigilMQTT
 import VigilStorage
@@ -136,5 +137,17 @@ final class StopFlag: Sendable {
             return true
         }
         return isSet
+    }
+}
+
+/// SIGHUP reloads the config and rules (`systemctl reload vigil`).
+struct ReloadService: Service {
+    let daemon: Daemon
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            daemon.reload()
+        }
     }
 }

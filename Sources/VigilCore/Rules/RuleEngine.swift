@@ -1,0 +1,368 @@
+/// The stored state of one (rule, series): what survives a restart.
+public struct AlertStateRecord: Sendable, Equatable {
+    public var rule: String
+    public var series: SeriesKey
+    /// The active level; nil when no alert is raised.
+    public var level: AlertLevel?
+    public var since: Timestamp?
+    /// Since when each level's condition has held (the pending `for` timers), by level.
+    public var pending: [AlertLevel: Timestamp]
+    /// Since when each level's condition (with hysteresis) has been gone: the `clear_for` timers.
+    public var absent: [AlertLevel: Timestamp]
+    public var lastValue: Double?
+    public var threshold: Double?
+
+    public init(
+        rule: String, series: SeriesKey, level: AlertLevel?, since: Timestamp?, pending: [AlertLevel: Timestamp],
+        absent: [AlertLevel: Timestamp], lastValue: Double?, threshold: Double?
+    ) {
+        self.rule = rule
+        self.series = series
+        self.level = level
+        self.since = since
+        self.pending = pending
+        self.absent = absent
+        self.lastValue = lastValue
+        self.threshold = threshold
+    }
+
+    /// Nothing raised and nothing pending: the record can go.
+    public var isIdle: Bool { level == nil && pending.isEmpty }
+}
+
+/// Evaluates rules on each reading as it arrives and on a clock tick (for `for` and
+/// `clear_for` deadlines, windows that empty, and stale series).
+///
+/// One state per (rule, series): a sliding window, the active level, pending timers.
+/// The engine is pure: time comes in as `now`, so the daemon drives it with the wall clock
+/// and `vigil test` with a simulated one.
+///
+/// - Important: not thread safe; the ingest thread owns it.
+public final class RuleEngine {
+    public let rules: [Rule]
+
+    struct State {
+        let rule: Int
+        let series: SeriesKey
+        let kind: Rule.Kind
+        var window: SlidingWindow?
+        var level: AlertLevel?
+        var since: Timestamp?
+        /// Per level (raw value - 1): since when its raise condition holds; .min: not holding.
+        var pending = SIMD4<Int64>(repeating: .min)
+        /// Per level: since when its condition, with hysteresis, has been gone; .min: it holds.
+        var absent = SIMD4<Int64>(repeating: .min)
+        var lastValue: Double?
+        var threshold: Double?
+        var unit: String?
+        /// The newest reading's time (stale rules).
+        var lastSeen: Timestamp?
+        var dirty = false
+
+        var isIdle: Bool { level == nil && pending == SIMD4(repeating: .min) }
+    }
+
+    var states: [State] = []
+    private var bySeries: [SeriesKey: [Int]] = [:]
+    private var byKey: [String: Int] = [:]
+    private var ruleIndex: [String: Int] = [:]
+    /// States that need a look at every tick (stale rules, non-empty windows, anything raised
+    /// or pending), in the order they started to: ticks are deterministic.
+    private var ticking: [Int] = []
+    private var isTicking: [Bool] = []
+
+    private func startTicking(_ i: Int) {
+        if !isTicking[i] {
+            isTicking[i] = true
+            ticking.append(i)
+        }
+    }
+
+    public init(rules: [Rule]) {
+        self.rules = rules
+        for (i, r) in rules.enumerated() { ruleIndex[r.id] = i }
+    }
+
+    /// How many (rule, series) states exist.
+    public var stateCount: Int { states.count }
+
+    /// The longest window of any rule: how far back to replay the buffer at start.
+    public var longestWindow: TimeSpan {
+        rules.map(\.window).max() ?? .zero
+    }
+
+    /// Whether any rule watches this series (cached).
+    public func watches(_ series: SeriesKey) -> Bool { !bindings(for: series).isEmpty }
+
+    private func bindings(for series: SeriesKey) -> [Int] {
+        if let b = bySeries[series] { return b }
+        var out: [Int] = []
+        let levels = series.levels
+        for (ri, rule) in rules.enumerated() where rule.match.matches(levels: levels) {
+            let kind = rule.resolved(for: series)
+            var st = State(rule: ri, series: series, kind: kind)
+            if case .threshold(let spec) = kind { st.window = SlidingWindow(window: spec.window) }
+            states.append(st)
+            isTicking.append(false)
+            let idx = states.count - 1
+            byKey[Self.key(rule.id, series)] = idx
+            out.append(idx)
+            if case .stale = kind { startTicking(idx) }
+        }
+        bySeries[series] = out
+        return out
+    }
+
+    static func key(_ rule: String, _ series: SeriesKey) -> String { rule + "\u{0}" + series.path }
+
+    // MARK: Input
+
+    /// Evaluates the rules that watch the reading's series.
+    public func ingest(_ r: Reading, now: Timestamp, into out: inout [AlertTransition]) {
+        for i in bindings(for: r.series) {
+            if let u = r.unit { states[i].unit = u }
+            switch states[i].kind {
+            case .threshold(let spec):
+                states[i].window!.add(r.value, at: r.timestamp)
+                states[i].window!.expire(now: max(now, r.timestamp))
+                evaluate(i, spec, now: now, into: &out)
+                if spec.window.micros > 0 || !states[i].isIdle { startTicking(i) }
+            case .stale:
+                if states[i].lastSeen.map({ r.timestamp > $0 }) ?? true { states[i].lastSeen = r.timestamp }
+                if let level = states[i].level {
+                    resolveStale(i, level, now: now, into: &out)
+                }
+            }
+        }
+    }
+
+    /// Feeds a reading from before a restart into the windows, without evaluating: the
+    /// windows are rebuilt, the alert states come from the store.
+    public func replay(_ r: Reading) {
+        for i in bindings(for: r.series) {
+            if let u = r.unit { states[i].unit = u }
+            switch states[i].kind {
+            case .threshold(let spec):
+                states[i].window!.add(r.value, at: r.timestamp)
+                if spec.window.micros > 0 { startTicking(i) }
+            case .stale:
+                if states[i].lastSeen.map({ r.timestamp > $0 }) ?? true { states[i].lastSeen = r.timestamp }
+            }
+        }
+    }
+
+    /// Tells the stale rules about a series seen before (and possibly silent since).
+    public func knowSeries(_ series: SeriesKey, lastSeen: Timestamp) {
+        for i in bindings(for: series) {
+            if case .stale = states[i].kind, states[i].lastSeen.map({ lastSeen > $0 }) ?? true {
+                states[i].lastSeen = lastSeen
+            }
+        }
+    }
+
+    /// The clock moved: deadlines, expiring windows, silent series.
+    public func tick(now: Timestamp, into out: inout [AlertTransition]) {
+        var keep = 0
+        for n in ticking.indices {
+            let i = ticking[n]
+            var stays = true
+            defer {
+                if stays {
+                    ticking[keep] = i
+                    keep += 1
+                } else {
+                    isTicking[i] = false
+                }
+            }
+            switch states[i].kind {
+            case .threshold(let spec):
+                states[i].window!.expire(now: now)
+                evaluate(i, spec, now: now, into: &out)
+                stays = !(states[i].isIdle && (states[i].window!.isEmpty || spec.window.micros == 0))
+            case .stale(let after, let level):
+                guard states[i].level == nil, let seen = states[i].lastSeen else { continue }
+                let silent = now.micros - seen.micros
+                if silent >= after.micros {
+                    raiseStale(i, after: after, level: level, silent: silent, now: now, into: &out)
+                }
+            }
+        }
+        ticking.removeSubrange(keep...)
+    }
+
+    // MARK: Threshold rules
+
+    /// One evaluation of a threshold rule.
+    ///
+    /// Up: a level above the active one is reached once its raise condition has held for
+    /// `for` (the most severe such level wins). Down: a level stays while its condition,
+    /// loosened by the hysteresis, has been gone for less than `clear_for`; the alert moves
+    /// to the most severe level that stays, or resolves when none does.
+    private func evaluate(_ i: Int, _ spec: ThresholdSpec, now: Timestamp, into out: inout [AlertTransition]) {
+        guard let v = states[i].window!.value(spec.stat) else { return }
+        var s = states[i]
+        let before = (s.level, s.pending, s.absent)
+        s.lastValue = v
+        let levels = spec.thresholds.levels
+        let t = now.micros
+        for (lvl, thr) in levels {
+            let k = lvl.rawValue - 1
+            if spec.op.crosses(v, thr) {
+                if s.pending[k] == .min { s.pending[k] = t }
+            } else {
+                s.pending[k] = .min
+            }
+            if spec.op.holds(v, thr, hysteresis: spec.hysteresis) {
+                s.absent[k] = .min
+            } else if s.absent[k] == .min {
+                s.absent[k] = t
+            }
+        }
+        let current = s.level
+        var up: AlertLevel?
+        for (lvl, _) in levels where current.map({ lvl > $0 }) ?? true {
+            let p = s.pending[lvl.rawValue - 1]
+            if p != .min && t - p >= spec.holdFor.micros { up = lvl }
+        }
+        if let up {
+            let threshold = spec.thresholds.threshold(up)
+            if current == nil { s.since = now }
+            s.level = up
+            s.threshold = threshold
+            out.append(
+                transition(s, current == nil ? .raised : .escalated, level: up, previous: current, value: v, threshold: threshold, now: now))
+        } else if let c = current {
+            var stays: AlertLevel?
+            for (lvl, _) in levels where lvl <= c {
+                let a = s.absent[lvl.rawValue - 1]
+                if a == .min || t - a < spec.clearFor.micros { stays = lvl }
+            }
+            if stays != c {
+                if let nl = stays {
+                    s.level = nl
+                    s.threshold = spec.thresholds.threshold(nl)
+                    out.append(transition(s, .deescalated, level: nl, previous: c, value: v, threshold: s.threshold, now: now))
+                } else {
+                    out.append(
+                        transition(s, .resolved, level: c, previous: c, value: v, threshold: spec.thresholds.threshold(c), now: now))
+                    s.level = nil
+                    s.since = nil
+                    s.threshold = nil
+                }
+            }
+        }
+        if s.level == nil { s.absent = SIMD4(repeating: .min) }
+        if before.0 != s.level || before.1 != s.pending || (s.level != nil && before.2 != s.absent) {
+            s.dirty = true
+        }
+        states[i] = s
+    }
+
+    // MARK: Stale rules
+
+    private func raiseStale(
+        _ i: Int, after: TimeSpan, level: AlertLevel, silent: Int64, now: Timestamp, into out: inout [AlertTransition]
+    ) {
+        var s = states[i]
+        s.level = level
+        s.since = now
+        s.lastValue = Double(silent) / 1e6
+        s.threshold = after.seconds
+        s.dirty = true
+        out.append(transition(s, .raised, level: level, previous: nil, value: s.lastValue, threshold: s.threshold, now: now))
+        states[i] = s
+    }
+
+    private func resolveStale(_ i: Int, _ level: AlertLevel, now: Timestamp, into out: inout [AlertTransition]) {
+        var s = states[i]
+        out.append(transition(s, .resolved, level: level, previous: level, value: 0, threshold: s.threshold, now: now))
+        s.level = nil
+        s.since = nil
+        s.dirty = true
+        states[i] = s
+    }
+
+    private func transition(
+        _ s: State, _ state: AlertTransition.State, level: AlertLevel, previous: AlertLevel?, value: Double?,
+        threshold: Double?, now: Timestamp
+    ) -> AlertTransition {
+        let rule = rules[s.rule]
+        let template = rule.message ?? Self.defaultMessage(rule)
+        let message = Rule.render(
+            template, series: s.series, rule: rule.id, value: value, unit: s.unit, level: level, threshold: threshold)
+        return AlertTransition(
+            rule: rule.id, series: s.series, state: state, level: level, previousLevel: previous, value: value,
+            threshold: threshold, at: now, since: s.since ?? now, message: message)
+    }
+
+    static func defaultMessage(_ rule: Rule) -> String {
+        switch rule.kind {
+        case .threshold(let spec):
+            let stat = spec.stat == .last ? "" : "\(spec.stat.rawValue) "
+            return "{series} \(stat){value}{unit} \(spec.op.rawValue) {level} threshold {threshold}"
+        case .stale:
+            return "{series} silent for {value} s (limit {threshold} s)"
+        }
+    }
+
+    // MARK: Persistence
+
+    /// The states changed since the last call; idle ones are to be deleted from the store.
+    public func takeDirty() -> [AlertStateRecord] {
+        var out: [AlertStateRecord] = []
+        for i in states.indices where states[i].dirty {
+            states[i].dirty = false
+            out.append(record(i))
+        }
+        return out
+    }
+
+    func record(_ i: Int) -> AlertStateRecord {
+        let s = states[i]
+        var pending: [AlertLevel: Timestamp] = [:]
+        var absent: [AlertLevel: Timestamp] = [:]
+        for l in AlertLevel.allCases {
+            let k = l.rawValue - 1
+            if s.pending[k] != .min { pending[l] = Timestamp(micros: s.pending[k]) }
+            if s.absent[k] != .min { absent[l] = Timestamp(micros: s.absent[k]) }
+        }
+        return AlertStateRecord(
+            rule: rules[s.rule].id, series: s.series, level: s.level, since: s.since, pending: pending, absent: absent,
+            lastValue: s.lastValue, threshold: s.threshold)
+    }
+
+    /// Every state that is raised or pending.
+    public var activeStates: [AlertStateRecord] {
+        states.indices.filter { !states[$0].isIdle }.map(record)
+    }
+
+    /// Restores stored states. A record of a rule that no longer exists, or that no longer
+    /// watches the series, is returned: its alert should be resolved.
+    @discardableResult
+    public func restore(_ records: [AlertStateRecord]) -> [AlertStateRecord] {
+        var orphans: [AlertStateRecord] = []
+        for r in records {
+            _ = bindings(for: r.series)
+            guard let i = byKey[Self.key(r.rule, r.series)] else {
+                orphans.append(r)
+                continue
+            }
+            states[i].level = r.level
+            states[i].since = r.since
+            for (l, t) in r.pending { states[i].pending[l.rawValue - 1] = t.micros }
+            for (l, t) in r.absent { states[i].absent[l.rawValue - 1] = t.micros }
+            states[i].lastValue = r.lastValue
+            states[i].threshold = r.threshold
+            if case .threshold = states[i].kind { startTicking(i) }
+        }
+        return orphans
+    }
+
+    /// The transition that closes an alert whose rule is gone.
+    public static func orphanResolved(_ r: AlertStateRecord, now: Timestamp, reason: String) -> AlertTransition? {
+        guard let level = r.level else { return nil }
+        return AlertTransition(
+            rule: r.rule, series: r.series, state: .resolved, level: level, previousLevel: level, value: r.lastValue,
+            threshold: r.threshold, at: now, since: r.since ?? now, message: "\(r.rule) on \(r.series.path): \(reason)")
+    }
+}

@@ -1,0 +1,159 @@
+/// Readings of one series over a sliding window, kept so that every statistic of a rule is
+/// maintained incrementally: a new reading and an expiry each cost O(1) (min and max scan
+/// the slots).
+///
+/// The window at time `now` holds the readings with `now - window < t <= now`. It is exact
+/// while readings are sparser than `window / 256`; denser readings share a slot (count,
+/// sum, min, max, first, last and counter growth of the slot are exact), and a slot leaves
+/// the window with its newest reading. So memory per window is bounded by 257 slots
+/// whatever the rate. A reading older than the newest one joins the newest slot.
+public struct SlidingWindow: Sendable {
+    struct Slot: Sendable {
+        var firstT: Int64
+        var lastT: Int64
+        var count: Int
+        var sum: Double
+        var min: Double
+        var max: Double
+        var first: Double
+        var last: Double
+        /// Counter growth of this slot's readings, each against the reading before it.
+        var growth: Double
+        /// The growth its first reading contributed (against a reading that may have left the window).
+        var firstGrowth: Double
+    }
+
+    public let window: Int64
+    let resolution: Int64
+    private var slots: [Slot] = []
+    private var head = 0
+    private var count = 0
+    private var sum = 0.0
+    private var growth = 0.0
+    private var evictions = 0
+    /// The newest reading ever seen, for counter growth across expiry.
+    private var previous: (t: Int64, v: Double)?
+
+    public init(window: TimeSpan) {
+        self.window = max(0, window.micros)
+        self.resolution = max(1, self.window / 256)
+    }
+
+    public var isEmpty: Bool { head == slots.count }
+    public var readings: Int { count }
+
+    public mutating func add(_ value: Double, at t: Timestamp) {
+        let ts = t.micros
+        let g: Double
+        if let p = previous {
+            if ts < p.t {
+                // Late: it joins the newest slot; counter growth is left alone.
+                if !isEmpty {
+                    let i = slots.count - 1
+                    slots[i].count += 1
+                    slots[i].sum += value
+                    slots[i].min = Swift.min(slots[i].min, value)
+                    slots[i].max = Swift.max(slots[i].max, value)
+                    count += 1
+                    sum += value
+                }
+                return
+            }
+            g = value >= p.v ? value - p.v : value  // a drop is a reset: the counter grew from 0
+        } else {
+            g = 0
+        }
+        previous = (ts, value)
+        count += 1
+        sum += value
+        growth += g
+        if window > 0, !isEmpty, ts - slots[slots.count - 1].firstT < resolution {
+            let i = slots.count - 1
+            slots[i].lastT = ts
+            slots[i].count += 1
+            slots[i].sum += value
+            slots[i].min = Swift.min(slots[i].min, value)
+            slots[i].max = Swift.max(slots[i].max, value)
+            slots[i].last = value
+            slots[i].growth += g
+            return
+        }
+        slots.append(
+            Slot(
+                firstT: ts, lastT: ts, count: 1, sum: value, min: value, max: value, first: value, last: value,
+                growth: g, firstGrowth: g))
+        if window == 0 {
+            // Only the latest reading matters.
+            if slots.count - head > 1 { dropFront() }
+        }
+    }
+
+    /// Drops what has left the window at `now`.
+    public mutating func expire(now: Timestamp) {
+        guard window > 0 else { return }
+        let edge = now.micros - window
+        while !isEmpty, slots[head].lastT <= edge { dropFront() }
+    }
+
+    private mutating func dropFront() {
+        let s = slots[head]
+        count -= s.count
+        sum -= s.sum
+        growth -= s.growth
+        head += 1
+        evictions += 1
+        if head == slots.count {
+            slots.removeAll(keepingCapacity: true)
+            head = 0
+            sum = 0
+            growth = 0
+            count = 0
+        } else if head > 64 && head * 2 > slots.count {
+            slots.removeFirst(head)
+            head = 0
+        }
+        if evictions >= 4096 {
+            // Re-add from the slots so that float drift of add-and-subtract cannot build up.
+            evictions = 0
+            sum = 0
+            growth = 0
+            for i in head..<slots.count {
+                sum += slots[i].sum
+                growth += slots[i].growth
+            }
+        }
+    }
+
+    /// The statistic over what is in the window now; nil where it is undefined (no reading;
+    /// for rate, fewer than two readings apart in time).
+    public func value(_ stat: RuleStat) -> Double? {
+        switch stat {
+        case .count: return Double(count)
+        case .sum: return isEmpty ? 0 : sum
+        default: break
+        }
+        guard !isEmpty else { return nil }
+        switch stat {
+        case .last: return slots[slots.count - 1].last
+        case .mean: return sum / Double(count)
+        case .min:
+            var m = Double.infinity
+            for i in head..<slots.count { m = Swift.min(m, slots[i].min) }
+            return m
+        case .max:
+            var m = -Double.infinity
+            for i in head..<slots.count { m = Swift.max(m, slots[i].max) }
+            return m
+        case .rate:
+            let f = slots[head]
+            let l = slots[slots.count - 1]
+            let dt = Double(l.lastT - f.firstT) / 3_600_000_000
+            guard dt > 0 else { return nil }
+            return (l.last - f.first) / dt
+        case .increase:
+            return growth - slots[head].firstGrowth
+        case .count, .sum:
+            return nil
+        }
+    }
+}
