@@ -353,7 +353,14 @@ public final class RuleEngine {
             for (l, t) in r.absent { states[i].absent[l.rawValue - 1] = t.micros }
             states[i].lastValue = r.lastValue
             states[i].threshold = r.threshold
-            if case .threshold = states[i].kind { startTicking(i) }
+            if case .threshold(let spec) = states[i].kind {
+                // A window of 0 holds the last reading, which no replay brings back: the stored
+                // value stands in for it. (Whatever crosses or holds a level is in the record.)
+                if spec.window.micros == 0, let v = r.lastValue, states[i].window!.isEmpty {
+                    states[i].window!.add(v, at: Timestamp(micros: 0))
+                }
+                startTicking(i)
+            }
         }
         return orphans
     }

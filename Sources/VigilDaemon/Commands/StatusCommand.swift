@@ -29,8 +29,9 @@ extension VigilCommand {
             let running = age < 5
             if line {
                 let i = s.ingest
+                let alerts = (s.alerts?.active ?? [:]).values.reduce(0, +)
                 print(
-                    "\(running ? "running" : "STOPPED") | local \(s.local.connected ? "connected" : "DISCONNECTED") | ingest \(String(format: "%.0f", running ? i.rate : 0)) readings/s | stored \(i.readingsStored) | rejected \(i.rejected) | p99 \(fmt(i.publishToStoredMs.p99)) ms | buffer \(ByteSize(bytes: reader.fileBytes()))"
+                    "\(running ? "running" : "STOPPED") | local \(s.local.connected ? "connected" : "DISCONNECTED") | ingest \(String(format: "%.0f", running ? i.rate : 0)) readings/s | stored \(i.readingsStored) | rejected \(i.rejected) | alerts \(alerts) | p99 \(fmt(i.publishToStoredMs.p99)) ms | buffer \(ByteSize(bytes: reader.fileBytes()))"
                 )
                 return
             }
@@ -60,6 +61,12 @@ extension VigilCommand {
             print(buffer)
             let pruned = (counters[CounterName.readingsPrunedRetention] ?? 0, counters[CounterName.readingsPrunedSize] ?? 0)
             if pruned.0 > 0 || pruned.1 > 0 { print("  pruned: \(pruned.0) by retention, \(pruned.1) by max_size") }
+            if let a = s.alerts {
+                let active = AlertLevel.allCases.reversed().compactMap { l in a.active[l.name].map { "\($0) \(l.name)" } }
+                print(
+                    "alerts: \(active.isEmpty ? "none active" : active.joined(separator: ", ") + " active"); \(a.rules) rule(s), \(a.transitions) transition(s) since start (vigil alerts shows them)"
+                )
+            }
             let rejects = counters.filter { $0.key.hasPrefix(CounterName.rejectedPrefix) }.sorted { $0.value > $1.value }
             if !rejects.isEmpty {
                 print(

@@ -142,7 +142,8 @@ public struct VigilConfig: Sendable {
         var c = VigilConfig(file: file)
         let baseDir = (file as NSString).deletingLastPathComponent
         func resolve(_ path: String) -> String {
-            path.hasPrefix("/") ? path : (baseDir.isEmpty ? path : baseDir + "/" + path)
+            let joined = path.hasPrefix("/") ? path : (baseDir.isEmpty ? path : baseDir + "/" + path)
+            return joined.hasPrefix("/") ? URL(fileURLWithPath: joined).standardizedFileURL.path : joined
         }
         func secret(_ node: Node, _ what: String) -> String? {
             guard let p = r.string(node, what) else { return nil }

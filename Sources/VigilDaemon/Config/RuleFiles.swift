@@ -36,17 +36,18 @@ public enum RuleFiles {
             var r = YAMLReader(file: file)
             let parsed = parse(text, reader: &r)
             diagnostics += r.diagnostics
-            for (rule, idNode) in parsed {
-                if let (f, l) = seen[rule.id] {
+            // Every rule with a readable id reserves it, even one with mistakes.
+            for (rule, id, idNode, line) in parsed {
+                if let (f, l) = seen[id] {
                     let m = idNode.mark
                     diagnostics.append(
                         Diagnostic(
                             file: file, line: m?.line ?? 1, column: m?.column ?? 1,
-                            message: "rule id '\(rule.id)' is already used at \(f):\(l)"))
+                            message: "rule id '\(id)' is already used at \(f):\(l)"))
                     continue
                 }
-                seen[rule.id] = (file, rule.line)
-                rules.append(rule)
+                seen[id] = (file, line)
+                if let rule { rules.append(rule) }
             }
         }
         if !diagnostics.isEmpty { throw ConfigError(diagnostics) }
@@ -59,8 +60,9 @@ public enum RuleFiles {
     ]
     static let overrideKeys = ["match", "levels", "hysteresis", "for", "clear_for", "stale", "level"]
 
-    /// Parses one file's rules; mistakes go to the reader.
-    static func parse(_ text: String, reader r: inout YAMLReader) -> [(Rule, Node)] {
+    /// Parses one file's rules; mistakes go to the reader. Each entry: the rule (nil when it
+    /// has mistakes), its id, where the id is written and the rule's line.
+    static func parse(_ text: String, reader r: inout YAMLReader) -> [(Rule?, String, Node, Int)] {
         guard let root = r.load(text) else { return [] }
         if case .scalar(let s) = root, s.string.isEmpty { return [] }
         guard let top = r.mapping(root, "a rule file", allowed: ["rules"]) else { return [] }
@@ -71,14 +73,14 @@ public enum RuleFiles {
         // `rules:` with nothing after it: a file with no rules yet.
         if case .scalar(let s) = rulesNode.value, ["", "null", "~"].contains(s.string) { return [] }
         guard let list = r.sequence(rulesNode.value, "rules") else { return [] }
-        var out: [(Rule, Node)] = []
+        var out: [(Rule?, String, Node, Int)] = []
         for item in list {
-            if let rule = parseRule(item, reader: &r) { out.append(rule) }
+            if let parsed = parseRule(item, reader: &r) { out.append(parsed) }
         }
         return out
     }
 
-    static func parseRule(_ node: Node, reader r: inout YAMLReader) -> (Rule, Node)? {
+    static func parseRule(_ node: Node, reader r: inout YAMLReader) -> (Rule?, String, Node, Int)? {
         guard let m = r.mapping(node, "a rule", allowed: ruleKeys) else { return nil }
         let errorsBefore = r.diagnostics.count
         guard let idNode = m["id"] else {
@@ -149,11 +151,12 @@ public enum RuleFiles {
                 overrides.append(ov)
             }
         }
-        guard r.diagnostics.count == errorsBefore, let kind, let match else { return nil }
+        let line = node.mark?.line ?? 0
+        guard r.diagnostics.count == errorsBefore, let kind, let match else { return (nil, id, idNode.value, line) }
         let rule = Rule(
             id: id, description: description, match: match, kind: kind, message: message, overrides: overrides,
-            file: r.file, line: node.mark?.line ?? 0)
-        return (rule, idNode.value)
+            file: r.file, line: line)
+        return (rule, id, idNode.value, line)
     }
 
     static func thresholdSpec(

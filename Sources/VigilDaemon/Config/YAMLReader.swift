@@ -22,7 +22,16 @@ public struct Diagnostic: Error, Sendable, Equatable, CustomStringConvertible {
 /// Every mistake found in a set of files.
 public struct ConfigError: Error, Sendable, CustomStringConvertible {
     public var diagnostics: [Diagnostic]
-    public init(_ diagnostics: [Diagnostic]) { self.diagnostics = diagnostics }
+
+    /// Keeps the files in the order given and sorts each file's mistakes by position.
+    public init(_ diagnostics: [Diagnostic]) {
+        var order: [String: Int] = [:]
+        for d in diagnostics where order[d.file] == nil { order[d.file] = order.count }
+        self.diagnostics = diagnostics.enumerated().sorted { a, b in
+            (order[a.element.file]!, a.element.line, a.element.column, a.offset)
+                < (order[b.element.file]!, b.element.line, b.element.column, b.offset)
+        }.map(\.element)
+    }
     public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
 }
 

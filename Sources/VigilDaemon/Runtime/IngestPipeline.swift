@@ -231,6 +231,14 @@ public final class IngestPipeline: @unchecked Sendable {
         for t in transitions {
             try writer.recordTransition(t)
             local.transitions += 1
+            switch t.state {
+            case .raised: local.activeAlerts[t.level, default: 0] += 1
+            case .escalated, .deescalated:
+                if let p = t.previousLevel { local.activeAlerts[p, default: 1] -= 1 }
+                local.activeAlerts[t.level, default: 0] += 1
+            case .resolved: local.activeAlerts[t.level, default: 1] -= 1
+            }
+            local.activeAlerts = local.activeAlerts.filter { $0.value > 0 }
             logger.notice(
                 "alert \(t.state.rawValue)",
                 metadata: [

@@ -42,6 +42,13 @@ public struct IngestStatus: Codable, Sendable, Equatable {
     public var prunedSize: UInt64
 }
 
+public struct AlertsStatus: Codable, Sendable, Equatable {
+    public var rules: Int
+    /// Raised alerts by level name.
+    public var active: [String: Int]
+    public var transitions: UInt64
+}
+
 /// What the daemon writes to the buffer's `meta` table every second, for `vigil status`.
 public struct DaemonStatus: Codable, Sendable, Equatable {
     public var pid: Int32
@@ -51,6 +58,7 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
     public var updatedAtMicros: Int64
     public var local: ConnectionStatus
     public var ingest: IngestStatus
+    public var alerts: AlertsStatus?
 }
 
 /// The daemon's live state, gathered from its parts. Thread safe.
@@ -101,7 +109,10 @@ public final class StatusBoard: Sendable {
                 rejectedByReason: Dictionary(uniqueKeysWithValues: s.rejected.map { ($0.key.rawValue, $0.value) }),
                 rate: rate, inboxDepth: inboxDepth, backPressureSeconds: backPressure.seconds,
                 publishToStoredMs: Percentiles(s.publishToStored), receiveToStoredMs: Percentiles(s.receiveToStored),
-                lastCommit: s.lastCommit?.rfc3339, prunedRetention: s.prunedRetention, prunedSize: s.prunedSize))
+                lastCommit: s.lastCommit?.rfc3339, prunedRetention: s.prunedRetention, prunedSize: s.prunedSize),
+            alerts: AlertsStatus(
+                rules: s.rules, active: Dictionary(uniqueKeysWithValues: s.activeAlerts.map { ($0.key.name, $0.value) }),
+                transitions: s.transitions))
     }
 
     func json(ingest s: IngestSnapshot, inboxDepth: Int, backPressure: (count: UInt64, seconds: Double, pushed: UInt64))
