@@ -178,6 +178,12 @@ public final class BufferWriter: @unchecked Sendable {
     /// - Returns: false when the same reading (series, timestamp and value) is already stored: a redelivery.
     @discardableResult
     public func insert(_ r: Reading) throws(SQLiteError) -> Bool {
+        try insertReturningSeries(r) != nil
+    }
+
+    /// Inserts one reading in the open transaction.
+    /// - Returns: the series' id, or nil when the same reading is already stored (a redelivery).
+    public func insertReturningSeries(_ r: Reading) throws(SQLiteError) -> Int64? {
         let id: Int64
         if var entry = series[r.series] {
             id = entry.id
@@ -203,10 +209,10 @@ public final class BufferWriter: @unchecked Sendable {
         pendingRows += 1
         if db.changes == 0 {
             counterDeltas[CounterName.readingsDuplicate, default: 0] += 1
-            return false
+            return nil
         }
         counterDeltas[CounterName.readingsStored, default: 0] += 1
-        return true
+        return id
     }
 
     private func createSeries(_ r: Reading) throws(SQLiteError) -> Int64 {

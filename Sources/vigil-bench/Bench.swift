@@ -26,10 +26,13 @@ struct Bench {
         let ceiling = try measureCeiling(broker: broker, topics: topics, n: n)
         print(String(format: "ceiling (mosquitto_sub -q 0 > /dev/null): %.0f msg/s", ceiling))
 
-        // 2. vigil at saturation, QoS 0.
+        // 2. vigil at saturation, QoS 0, without rules and with the shipped rule packs.
         let sat = try measureSaturation(broker: broker, topics: topics, n: n, qos: 0)
+        let withRules = try measureSaturation(broker: broker, topics: topics, n: n, qos: 0, rules: shippedRules())
         // 3. vigil at a paced 10k/s: latency.
         let paced = try measurePaced(broker: broker, topics: topics, rate: pacedRate, seconds: pacedSeconds)
+        // 4. The rule engine alone: 1,000 rules over 10,000 series.
+        let engine = RuleBench.run(readings: quick ? 500_000 : 2_000_000)
 
         let ratio = sat.rate / ceiling
         print("")
@@ -45,6 +48,8 @@ struct Bench {
         print(String(format: "| CPU per 10,000 readings (saturation) | %.3f s | |", sat.cpuPer10k))
         print(String(format: "| CPU per 10,000 readings (paced 10k/s) | %.3f s | |", paced.cpuPer10k))
         print(String(format: "| bytes on disk per reading | %.1f | |", sat.bytesPerReading))
+        print(String(format: "| vigil sustained with the shipped rule packs | %.0f readings/s (%.0f %% of without) | >= 90 %% |", withRules.rate, withRules.rate / sat.rate * 100))
+        print(String(format: "| rule evaluation, %d rules over %d series | %.2f us per reading (%.1f rules per reading) | < 5 us |", engine.rules, engine.series, engine.microsPerReading, engine.rulesPerReading))
     }
 
     static func publisher(_ broker: Broker, _ topics: [String], qos: Int32) throws -> TestPublisher {
@@ -77,8 +82,21 @@ struct Bench {
         var bytesPerReading: Double
     }
 
-    static func measureSaturation(broker: Broker, topics: [String], n: Int, qos: Int32) throws -> Saturation {
+    /// The shipped rule packs (config/rules.d), next to this checkout.
+    static func shippedRules() -> [String: String] {
+        let dir = Repository.root.appendingPathComponent("config/rules.d").path
+        var out: [String: String] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasSuffix(".yaml") {
+            out[name] = try? String(contentsOfFile: dir + "/" + name, encoding: .utf8)
+        }
+        return out
+    }
+
+    static func measureSaturation(broker: Broker, topics: [String], n: Int, qos: Int32, rules: [String: String] = [:]) throws
+        -> Saturation
+    {
         let daemon = try DaemonProcess(config: DaemonProcess.config(gateway: "gw-bench", localPort: broker.port, qos: Int(qos)))
+        for (name, text) in rules { try text.write(toFile: daemon.directory.file("rules.d/\(name)"), atomically: true, encoding: .utf8) }
         try daemon.start()
         usleep(2_000_000)
         let pid = daemon.pid!
@@ -86,7 +104,10 @@ struct Bench {
         let cpu0 = ProcStat.cpuSeconds(pid)
         let pub = try publisher(broker, topics, qos: qos)
         let start = DispatchTime.now().uptimeNanoseconds
-        let report = pub.publish(count: n, rate: 0)
+        // Realistic values (a supply voltage around 224 V), so the rules judge what they would in the field.
+        let report = pub.publisher.run(count: n, rate: 0) { i, t in
+            (topics[i % topics.count], Array("{\"value\":\(224 + Double(i % 50) / 10),\"ts\":\(t.secondsString),\"seq\":\(i)}".utf8))
+        }
         var last: Int64 = 0
         var lastChange = Date()
         while true {
@@ -106,7 +127,7 @@ struct Bench {
         let cpu = ProcStat.cpuSeconds(pid) - cpu0
         let peak = ProcStat.peakRSSMB(pid)
         let bytes = Double((try? daemon.reader().fileBytes()) ?? 0)
-        print(String(format: "vigil QoS %d: %.0f readings in %.2fs (publisher %.0f msg/s), cpu %.2fs", qos, stored, seconds, report.rate, cpu))
+        print(String(format: "vigil QoS %d%@: %.0f readings in %.2fs (publisher %.0f msg/s), cpu %.2fs", qos, rules.isEmpty ? "" : " with rules", stored, seconds, report.rate, cpu))
         pub.close()
         daemon.stop()
         return Saturation(

@@ -58,23 +58,45 @@ public final class RuleEngine {
         /// The newest reading's time (stale rules).
         var lastSeen: Timestamp?
         var dirty = false
+        /// When the state next needs a look without a reading: a window slot expiring, a
+        /// `for` or `clear_for` deadline, a stale deadline. .max: never.
+        var nextWake: Int64 = .max
 
         var isIdle: Bool { level == nil && pending == SIMD4(repeating: .min) }
     }
 
     var states: [State] = []
     private var bySeries: [SeriesKey: [Int]] = [:]
+    /// The same bindings by the buffer's series id: one integer hash per reading, not four strings.
+    private var bySeriesID: [Int64: [Int]] = [:]
     private var byKey: [String: Int] = [:]
     private var ruleIndex: [String: Int] = [:]
-    /// States that need a look at every tick (stale rules, non-empty windows, anything raised
-    /// or pending), in the order they started to: ticks are deterministic.
-    private var ticking: [Int] = []
-    private var isTicking: [Bool] = []
+    /// When each state next needs a look, earliest first: a tick costs what falls due, not
+    /// what exists. Entries go stale when a state's `nextWake` moves; those are skipped.
+    private var wakes = WakeHeap()
 
-    private func startTicking(_ i: Int) {
-        if !isTicking[i] {
-            isTicking[i] = true
-            ticking.append(i)
+    /// Works out when state `i` next needs a look and queues it.
+    private func schedule(_ i: Int) {
+        let s = states[i]
+        var next = Int64.max
+        switch s.kind {
+        case .threshold(let spec):
+            if let e = s.window?.nextExpiry { next = e }
+            for (lvl, _) in spec.thresholds.levels {
+                let k = lvl.rawValue - 1
+                if s.pending[k] != .min && (s.level.map { lvl > $0 } ?? true) {
+                    next = Swift.min(next, s.pending[k] + spec.holdFor.micros)
+                }
+                if s.absent[k] != .min, let current = s.level, lvl <= current {
+                    next = Swift.min(next, s.absent[k] + spec.clearFor.micros)
+                }
+            }
+        case .stale(let after, _):
+            if s.level == nil, let seen = s.lastSeen { next = seen.micros + after.micros }
+        }
+        if next != s.nextWake {
+            states[i].nextWake = next
+            if next != .max { wakes.push(next, i) }
         }
     }
 
@@ -103,11 +125,10 @@ public final class RuleEngine {
             var st = State(rule: ri, series: series, kind: kind)
             if case .threshold(let spec) = kind { st.window = SlidingWindow(window: spec.window) }
             states.append(st)
-            isTicking.append(false)
             let idx = states.count - 1
             byKey[Self.key(rule.id, series)] = idx
             out.append(idx)
-            if case .stale = kind { startTicking(idx) }
+
         }
         bySeries[series] = out
         return out
@@ -119,20 +140,37 @@ public final class RuleEngine {
 
     /// Evaluates the rules that watch the reading's series.
     public func ingest(_ r: Reading, now: Timestamp, into out: inout [AlertTransition]) {
-        for i in bindings(for: r.series) {
+        ingest(r, bindings: bindings(for: r.series), now: now, into: &out)
+    }
+
+    /// The same, with the series named by a stable id (the buffer's), which is cheaper to look up.
+    public func ingest(_ r: Reading, seriesID: Int64, now: Timestamp, into out: inout [AlertTransition]) {
+        let b: [Int]
+        if let cached = bySeriesID[seriesID] {
+            b = cached
+        } else {
+            b = bindings(for: r.series)
+            bySeriesID[seriesID] = b
+        }
+        guard !b.isEmpty else { return }
+        ingest(r, bindings: b, now: now, into: &out)
+    }
+
+    private func ingest(_ r: Reading, bindings: [Int], now: Timestamp, into out: inout [AlertTransition]) {
+        for i in bindings {
             if let u = r.unit { states[i].unit = u }
             switch states[i].kind {
             case .threshold(let spec):
                 states[i].window!.add(r.value, at: r.timestamp)
                 states[i].window!.expire(now: max(now, r.timestamp))
                 evaluate(i, spec, now: now, into: &out)
-                if spec.window.micros > 0 || !states[i].isIdle { startTicking(i) }
             case .stale:
                 if states[i].lastSeen.map({ r.timestamp > $0 }) ?? true { states[i].lastSeen = r.timestamp }
                 if let level = states[i].level {
                     resolveStale(i, level, now: now, into: &out)
                 }
             }
+            schedule(i)
         }
     }
 
@@ -142,12 +180,12 @@ public final class RuleEngine {
         for i in bindings(for: r.series) {
             if let u = r.unit { states[i].unit = u }
             switch states[i].kind {
-            case .threshold(let spec):
+            case .threshold:
                 states[i].window!.add(r.value, at: r.timestamp)
-                if spec.window.micros > 0 { startTicking(i) }
             case .stale:
                 if states[i].lastSeen.map({ r.timestamp > $0 }) ?? true { states[i].lastSeen = r.timestamp }
             }
+            schedule(i)
         }
     }
 
@@ -156,38 +194,35 @@ public final class RuleEngine {
         for i in bindings(for: series) {
             if case .stale = states[i].kind, states[i].lastSeen.map({ lastSeen > $0 }) ?? true {
                 states[i].lastSeen = lastSeen
+                schedule(i)
             }
         }
     }
 
-    /// The clock moved: deadlines, expiring windows, silent series.
+    /// The clock moved: deadlines, expiring windows, silent series. Only the states whose
+    /// time has come are looked at, in the order of their times.
     public func tick(now: Timestamp, into out: inout [AlertTransition]) {
-        var keep = 0
-        for n in ticking.indices {
-            let i = ticking[n]
-            var stays = true
-            defer {
-                if stays {
-                    ticking[keep] = i
-                    keep += 1
-                } else {
-                    isTicking[i] = false
-                }
-            }
+        let t = now.micros
+        while let (due, i) = wakes.peek, due <= t {
+            wakes.pop()
+            guard states[i].nextWake == due else { continue }  // moved since it was queued
+            states[i].nextWake = .max
             switch states[i].kind {
             case .threshold(let spec):
                 states[i].window!.expire(now: now)
                 evaluate(i, spec, now: now, into: &out)
-                stays = !(states[i].isIdle && (states[i].window!.isEmpty || spec.window.micros == 0))
             case .stale(let after, let level):
-                guard states[i].level == nil, let seen = states[i].lastSeen else { continue }
-                let silent = now.micros - seen.micros
-                if silent >= after.micros {
-                    raiseStale(i, after: after, level: level, silent: silent, now: now, into: &out)
+                if states[i].level == nil, let seen = states[i].lastSeen, t - seen.micros >= after.micros {
+                    raiseStale(i, after: after, level: level, silent: t - seen.micros, now: now, into: &out)
                 }
             }
+            schedule(i)
+            // What falls due now was handled now: never again in this tick.
+            if states[i].nextWake <= t {
+                states[i].nextWake = t + 1
+                wakes.push(t + 1, i)
+            }
         }
-        ticking.removeSubrange(keep...)
     }
 
     // MARK: Threshold rules
@@ -199,8 +234,18 @@ public final class RuleEngine {
     /// loosened by the hysteresis, has been gone for less than `clear_for`; the alert moves
     /// to the most severe level that stays, or resolves when none does.
     private func evaluate(_ i: Int, _ spec: ThresholdSpec, now: Timestamp, into out: inout [AlertTransition]) {
-        guard let v = states[i].window!.value(spec.stat) else { return }
-        var s = states[i]
+        evaluate(&states[i], spec, now: now, into: &out)
+    }
+
+    private func evaluate(_ s: inout State, _ spec: ThresholdSpec, now: Timestamp, into out: inout [AlertTransition]) {
+        guard let v = s.window!.value(spec.stat) else {
+            // No value (an empty window): no raise condition holds, so nothing is pending.
+            if s.pending != SIMD4(repeating: .min) {
+                s.pending = SIMD4(repeating: .min)
+                s.dirty = true
+            }
+            return
+        }
         let before = (s.level, s.pending, s.absent)
         s.lastValue = v
         let levels = spec.thresholds.levels
@@ -255,7 +300,6 @@ public final class RuleEngine {
         if before.0 != s.level || before.1 != s.pending || (s.level != nil && before.2 != s.absent) {
             s.dirty = true
         }
-        states[i] = s
     }
 
     // MARK: Stale rules
@@ -359,8 +403,8 @@ public final class RuleEngine {
                 if spec.window.micros == 0, let v = r.lastValue, states[i].window!.isEmpty {
                     states[i].window!.add(v, at: Timestamp(micros: 0))
                 }
-                startTicking(i)
             }
+            schedule(i)
         }
         return orphans
     }
@@ -371,5 +415,42 @@ public final class RuleEngine {
         return AlertTransition(
             rule: r.rule, series: r.series, state: .resolved, level: level, previousLevel: level, value: r.lastValue,
             threshold: r.threshold, at: now, since: r.since ?? now, message: "\(r.rule) on \(r.series.path): \(reason)")
+    }
+}
+
+/// A binary min-heap of (time, state index); ties go by index, so ticks are deterministic.
+struct WakeHeap {
+    private var items: [(Int64, Int)] = []
+
+    var peek: (Int64, Int)? { items.first }
+
+    private static func less(_ a: (Int64, Int), _ b: (Int64, Int)) -> Bool { a.0 < b.0 || (a.0 == b.0 && a.1 < b.1) }
+
+    mutating func push(_ time: Int64, _ index: Int) {
+        items.append((time, index))
+        var c = items.count - 1
+        while c > 0 {
+            let p = (c - 1) / 2
+            guard Self.less(items[c], items[p]) else { break }
+            items.swapAt(c, p)
+            c = p
+        }
+    }
+
+    mutating func pop() {
+        guard !items.isEmpty else { return }
+        items.swapAt(0, items.count - 1)
+        items.removeLast()
+        var p = 0
+        while true {
+            let l = 2 * p + 1
+            let r = l + 1
+            var m = p
+            if l < items.count && Self.less(items[l], items[m]) { m = l }
+            if r < items.count && Self.less(items[r], items[m]) { m = r }
+            if m == p { break }
+            items.swapAt(p, m)
+            p = m
+        }
     }
 }

@@ -1,6 +1,6 @@
 /// Readings of one series over a sliding window, kept so that every statistic of a rule is
-/// maintained incrementally: a new reading and an expiry each cost O(1) (min and max scan
-/// the slots).
+/// maintained incrementally: a new reading and an expiry each cost O(1) amortised (min and
+/// max through monotonic queues of slots).
 ///
 /// The window at time `now` holds the readings with `now - window < t <= now`. It is exact
 /// while readings are sparser than `window / 256`; denser readings share a slot (count,
@@ -27,6 +27,14 @@ public struct SlidingWindow: Sendable {
     let resolution: Int64
     private var slots: [Slot] = []
     private var head = 0
+    /// The absolute number of `slots[0]` (slots dropped from the front before it).
+    private var base = 0
+    /// Monotonic queues of absolute slot numbers: maxima decreasing, minima increasing, so the
+    /// window's max and min are at their fronts, whatever expires.
+    private var maxQueue: [Int] = []
+    private var maxHead = 0
+    private var minQueue: [Int] = []
+    private var minHead = 0
     private var count = 0
     private var sum = 0.0
     private var growth = 0.0
@@ -56,6 +64,7 @@ public struct SlidingWindow: Sendable {
                     slots[i].max = Swift.max(slots[i].max, value)
                     count += 1
                     sum += value
+                    tailChanged()
                 }
                 return
             }
@@ -76,16 +85,35 @@ public struct SlidingWindow: Sendable {
             slots[i].max = Swift.max(slots[i].max, value)
             slots[i].last = value
             slots[i].growth += g
+            tailChanged()
             return
         }
         slots.append(
             Slot(
                 firstT: ts, lastT: ts, count: 1, sum: value, min: value, max: value, first: value, last: value,
                 growth: g, firstGrowth: g))
+        tailChanged()
         if window == 0 {
             // Only the latest reading matters.
             if slots.count - head > 1 { dropFront() }
         }
+    }
+
+    /// The newest slot was added or grew: it goes to the back of both queues, past every
+    /// older slot it outdoes (those can never be the max or min again while it is there).
+    private mutating func tailChanged() {
+        let tail = base + slots.count - 1
+        let t = slots[slots.count - 1]
+        while maxQueue.count > maxHead, slots[maxQueue[maxQueue.count - 1] - base].max <= t.max { maxQueue.removeLast() }
+        maxQueue.append(tail)
+        while minQueue.count > minHead, slots[minQueue[minQueue.count - 1] - base].min >= t.min { minQueue.removeLast() }
+        minQueue.append(tail)
+    }
+
+    /// When the oldest slot leaves the window (and the statistics change without a reading).
+    public var nextExpiry: Int64? {
+        guard window > 0, !isEmpty else { return nil }
+        return slots[head].lastT + window
     }
 
     /// Drops what has left the window at `now`.
@@ -97,20 +125,37 @@ public struct SlidingWindow: Sendable {
 
     private mutating func dropFront() {
         let s = slots[head]
+        let gone = base + head
         count -= s.count
         sum -= s.sum
         growth -= s.growth
         head += 1
         evictions += 1
+        if maxQueue.count > maxHead && maxQueue[maxHead] == gone { maxHead += 1 }
+        if minQueue.count > minHead && minQueue[minHead] == gone { minHead += 1 }
         if head == slots.count {
+            base += slots.count
             slots.removeAll(keepingCapacity: true)
             head = 0
             sum = 0
             growth = 0
             count = 0
+            maxQueue.removeAll(keepingCapacity: true)
+            maxHead = 0
+            minQueue.removeAll(keepingCapacity: true)
+            minHead = 0
         } else if head > 64 && head * 2 > slots.count {
             slots.removeFirst(head)
+            base += head
             head = 0
+        }
+        if maxHead > 64 && maxHead * 2 > maxQueue.count {
+            maxQueue.removeFirst(maxHead)
+            maxHead = 0
+        }
+        if minHead > 64 && minHead * 2 > minQueue.count {
+            minQueue.removeFirst(minHead)
+            minHead = 0
         }
         if evictions >= 4096 {
             // Re-add from the slots so that float drift of add-and-subtract cannot build up.
@@ -137,13 +182,9 @@ public struct SlidingWindow: Sendable {
         case .last: return slots[slots.count - 1].last
         case .mean: return sum / Double(count)
         case .min:
-            var m = Double.infinity
-            for i in head..<slots.count { m = Swift.min(m, slots[i].min) }
-            return m
+            return slots[minQueue[minHead] - base].min
         case .max:
-            var m = -Double.infinity
-            for i in head..<slots.count { m = Swift.max(m, slots[i].max) }
-            return m
+            return slots[maxQueue[maxHead] - base].max
         case .rate:
             let f = slots[head]
             let l = slots[slots.count - 1]

@@ -180,10 +180,10 @@ public final class IngestPipeline: @unchecked Sendable {
             do {
                 try writer.begin()
                 for r in readings {
-                    if try writer.insert(r) {
+                    if let id = try writer.insertReturningSeries(r) {
                         local.readingsStored += 1
                         if r.timestampFromPayload { pendingPayloadTimes.append(r.timestamp.micros) }
-                        engine.ingest(r, now: receivedAt, into: &transitions)
+                        engine.ingest(r, seriesID: id, now: receivedAt, into: &transitions)
                     } else {
                         local.readingsDuplicate += 1
                     }
@@ -371,10 +371,13 @@ extension IngestPipeline {
                     replayed += 1
                 }
             }
+            var counts: [AlertLevel: Int] = [:]
+            for s in engine.activeStates { if let l = s.level { counts[l, default: 0] += 1 } }
+            local.activeAlerts = counts
             try recordTransitions()
             try saveRuleStates(now: now)
             try writer.commit()
-            let active = engine.activeStates.filter { $0.level != nil }.count
+            let active = counts.values.reduce(0, +)
             logger.info(
                 "rules loaded",
                 metadata: [
@@ -399,9 +402,6 @@ extension IngestPipeline {
         } catch {
             storageFailed(error)
         }
-        var active: [AlertLevel: Int] = [:]
-        for s in engine.activeStates { if let l = s.level { active[l, default: 0] += 1 } }
-        local.activeAlerts = active
         local.rules = engine.rules.count
         local.ruleStates = engine.stateCount
     }
