@@ -26,18 +26,17 @@ struct ConfigOptions: ParsableArguments {
 
     /// Loads the config, or prints every mistake as file:line:column and exits 1.
     func load() throws -> VigilConfig {
-        do {
-            return try VigilConfig.load(file: path)
-        } catch {
-            for d in error.diagnostics { printError(d.description) }
-            throw ExitCode(1)
-        }
+        try orExit { () throws(ConfigError) in try VigilConfig.load(file: path) }
     }
 
     /// Loads the config and the rules, or prints every mistake and exits 1.
     func loadSettings() throws -> Settings {
+        try orExit { () throws(ConfigError) in try Settings.load(file: path) }
+    }
+
+    private func orExit<T>(_ body: () throws(ConfigError) -> T) throws -> T {
         do {
-            return try Settings.load(file: path)
+            return try body()
         } catch {
             for d in error.diagnostics { printError(d.description) }
             throw ExitCode(1)
