@@ -112,6 +112,8 @@ enum MosquittoLibrary {
 public final class MQTTClient: @unchecked Sendable {
     public let endpoint: MQTTEndpoint
     public let subscriptions: [String]
+    /// Filters a persistent session may still hold from an earlier config: unsubscribed on connect.
+    public let staleSubscriptions: [String]
     public let qos: Int32
     let logger: Logger
     private let handle: OpaquePointer
@@ -139,12 +141,13 @@ public final class MQTTClient: @unchecked Sendable {
     ///   - subscriptions: filters subscribed at `qos` on every connect.
     ///   - will: a last will, set before the first connect.
     public init(
-        endpoint: MQTTEndpoint, subscriptions: [String] = [], qos: Int32 = 1, will: LastWill? = nil,
-        delegate: MQTTClientDelegate, logger: Logger
+        endpoint: MQTTEndpoint, subscriptions: [String] = [], staleSubscriptions: [String] = [], qos: Int32 = 1,
+        will: LastWill? = nil, delegate: MQTTClientDelegate, logger: Logger
     ) throws(MQTTError) {
         _ = MosquittoLibrary.initialized
         self.endpoint = endpoint
         self.subscriptions = subscriptions
+        self.staleSubscriptions = staleSubscriptions
         self.qos = qos
         self.delegate = delegate
         self.logger = logger
@@ -378,6 +381,18 @@ public final class MQTTClient: @unchecked Sendable {
                 "mqtt.broker": "\(endpoint.address)", "mqtt.client_id": "\(endpoint.clientID)",
                 "mqtt.session_present": "\(sessionPresent)", "mqtt.connects": "\(connects)",
             ])
+        if sessionPresent && !staleSubscriptions.isEmpty {
+            var cStrings = staleSubscriptions.map { strdup($0) }
+            defer { cStrings.forEach { free($0) } }
+            let rc = cStrings.withUnsafeMutableBufferPointer { buf in
+                buf.withMemoryRebound(to: UnsafeMutablePointer<CChar>?.self) { p in
+                    mosquitto_unsubscribe_multiple(handle, nil, Int32(p.count), p.baseAddress, nil)
+                }
+            }
+            logger.info(
+                "MQTT unsubscribed filters no longer in the config",
+                metadata: ["mqtt.filters": "\(staleSubscriptions.joined(separator: " "))", "rc": "\(rc)"])
+        }
         if !subscriptions.isEmpty {
             var cStrings = subscriptions.map { strdup($0) }
             defer { cStrings.forEach { free($0) } }

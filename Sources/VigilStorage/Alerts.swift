@@ -74,16 +74,34 @@ extension BufferWriter {
         try BufferReader.alertStates(db)
     }
 
-    /// Readings since `since`, in time order, for rebuilding rule windows at start.
-    public func forEachReading(since: Timestamp, _ body: (Reading) -> Void) throws(SQLiteError) {
+    /// Readings since `since`, in time order, with their series ids: for rebuilding rule
+    /// windows and open aggregate windows at start.
+    public func forEachReading(since: Timestamp, _ body: (Reading, Int64) -> Void) throws(SQLiteError) {
         var keys: [Int64: (SeriesKey, String?)] = [:]
         for (k, e) in seriesEntries { keys[e.id] = (k, e.unit) }
         let stmt = try db.prepare("SELECT ts, series_id, value FROM readings WHERE ts >= ? ORDER BY ts")
         stmt.bind(1, since.micros)
         while try stmt.step() {
-            guard let (key, unit) = keys[stmt.int(1)] else { continue }
-            body(Reading(series: key, value: stmt.double(2), timestamp: Timestamp(micros: stmt.int(0)), unit: unit))
+            let id = stmt.int(1)
+            guard let (key, unit) = keys[id] else { continue }
+            body(Reading(series: key, value: stmt.double(2), timestamp: Timestamp(micros: stmt.int(0)), unit: unit), id)
         }
+    }
+
+    /// The last transition recorded for a rule.
+    public func lastTransition(rule: String) throws(SQLiteError) -> AlertTransition? {
+        let stmt = try statement(
+            "SELECT at, series, state, level, previous_level, value, threshold, since, message FROM alert_events WHERE rule = ? ORDER BY id DESC LIMIT 1"
+        )
+        stmt.bind(1, rule)
+        defer { stmt.reset() }
+        guard try stmt.step(), let series = SeriesKey(path: stmt.text(1) ?? ""),
+            let state = AlertTransition.State(rawValue: stmt.text(2) ?? ""), let level = AlertLevel(name: stmt.text(3) ?? "")
+        else { return nil }
+        return AlertTransition(
+            rule: rule, series: series, state: state, level: level, previousLevel: stmt.text(4).flatMap { AlertLevel(name: $0) },
+            value: stmt.isNull(5) ? nil : stmt.double(5), threshold: stmt.isNull(6) ? nil : stmt.double(6),
+            at: Timestamp(micros: stmt.int(0)), since: Timestamp(micros: stmt.int(7)), message: stmt.text(8) ?? "")
     }
 }
 

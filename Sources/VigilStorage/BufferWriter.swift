@@ -63,6 +63,10 @@ public struct RejectRecord: Sendable, Equatable {
 public struct MaintenanceReport: Sendable, Equatable {
     public var prunedForRetention: Int64 = 0
     public var prunedForSize: Int64 = 0
+    /// Delivered outbox messages deleted (past the retention, or for size).
+    public var prunedDelivered: Int64 = 0
+    /// Undelivered aggregates deleted because the buffer is full of backlog.
+    public var droppedAggregates: Int64 = 0
     /// More work is left: call again soon.
     public var more = false
     public init() {}
@@ -97,6 +101,8 @@ public final class BufferWriter: @unchecked Sendable {
 
     private var series: [SeriesKey: SeriesEntry] = [:]
     private var statements: [String: SQLiteStatement] = [:]
+    /// The meta values written last, so unchanged ones are not written again.
+    public var lastMeta: [String: String] = [:]
 
     var seriesEntries: [SeriesKey: SeriesEntry] { series }
 
@@ -247,6 +253,14 @@ public final class BufferWriter: @unchecked Sendable {
         counterDeltas[name, default: 0] += delta
     }
 
+    /// A meta value as stored.
+    public func meta(_ key: String) throws(SQLiteError) -> String? {
+        let stmt = try statement("SELECT value FROM meta WHERE key = ?")
+        stmt.bind(1, key)
+        defer { stmt.reset() }
+        return try stmt.step() ? stmt.text(0) : nil
+    }
+
     /// Sets a meta value; written with the next commit.
     public func setMeta(_ key: String, _ value: String) throws(SQLiteError) {
         setMeta.bind(1, key)
@@ -299,6 +313,7 @@ public final class BufferWriter: @unchecked Sendable {
 
     /// Abandons the open transaction. Series created in it are forgotten again.
     public func rollback() {
+        lastMeta.removeAll()
         if inTransaction || db.isInTransaction { try? db.execute("ROLLBACK") }
         inTransaction = false
         pendingRows = 0
@@ -333,9 +348,10 @@ public final class BufferWriter: @unchecked Sendable {
 
     /// One bounded step of retention and size enforcement; call it between commits.
     ///
-    /// Readings older than the retention go first; then, while the buffer is over
-    /// `maxSize`, the oldest readings that are no longer needed (`prunableBefore`: readings
-    /// before it are summarised) go, `chunk` at a time.
+    /// Readings and delivered messages older than the retention go first. Then, while the
+    /// buffer is over `maxSize`: the oldest readings already summarised (before
+    /// `prunableBefore`), then the oldest delivered messages, then, as a last resort, the
+    /// oldest undelivered aggregates. Alerts are never dropped. `chunk` rows at a time.
     public func maintain(now: Timestamp, prunableBefore: Timestamp? = nil, chunk: Int = 5000) throws(SQLiteError)
         -> MaintenanceReport
     {
@@ -350,6 +366,7 @@ public final class BufferWriter: @unchecked Sendable {
             if report.prunedForRetention > 0 {
                 counterDeltas[CounterName.readingsPrunedRetention, default: 0] += report.prunedForRetention
             }
+            report.prunedDelivered = try pruneDelivered(before: Timestamp(micros: cutoff), chunk: chunk)
             if try usedBytes() > options.maxSize.bytes {
                 let limit = prunableBefore?.micros ?? Int64.max
                 try db.execute(
@@ -359,10 +376,17 @@ public final class BufferWriter: @unchecked Sendable {
                 if report.prunedForSize > 0 {
                     counterDeltas[CounterName.readingsPrunedSize, default: 0] += report.prunedForSize
                 }
+                if report.prunedForSize == 0 {
+                    report.prunedDelivered += try pruneDelivered(before: nil, chunk: chunk)
+                }
+                if report.prunedForSize == 0 && report.prunedDelivered == 0 {
+                    // The last resort goes in small steps, checking the size between them.
+                    report.droppedAggregates = try dropUndeliveredAggregates(chunk: min(chunk, 500))
+                }
                 let stillOver = try usedBytes() > options.maxSize.bytes
-                report.more = report.prunedForSize > 0 && stillOver
+                report.more = (report.prunedForSize + report.prunedDelivered + report.droppedAggregates) > 0 && stillOver
             }
-            report.more = report.more || report.prunedForRetention >= Int64(chunk)
+            report.more = report.more || report.prunedForRetention >= Int64(chunk) || report.prunedDelivered >= Int64(chunk)
             try commit()
         } catch {
             rollback()

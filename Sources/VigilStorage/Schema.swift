@@ -75,6 +75,20 @@ enum Schema {
         );
         CREATE INDEX alert_events_at ON alert_events(at);
         """,
+        // 2 -> 3: the outbox of messages for upstream. seq comes from meta 'next_seq', so it
+        // is never reused even after rows are pruned.
+        """
+        CREATE TABLE outbox(
+            seq INTEGER PRIMARY KEY,
+            kind INTEGER NOT NULL,
+            topic TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            created INTEGER NOT NULL,
+            delivered INTEGER
+        );
+        CREATE INDEX outbox_pending ON outbox(kind, seq) WHERE delivered IS NULL;
+        CREATE INDEX outbox_delivered ON outbox(delivered) WHERE delivered IS NOT NULL;
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

@@ -62,7 +62,6 @@ public final class Broker: @unchecked Sendable {
             allow_anonymous \(allowAnonymous)
             persistence true
             persistence_location \(directory.path)/
-            autosave_interval 1
             max_queued_messages 10000000
             max_inflight_messages 100
             set_tcp_nodelay true

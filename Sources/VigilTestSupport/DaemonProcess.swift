@@ -163,6 +163,7 @@ public struct DaemonStatusView {
 
     public var pid: Int32
     public var local: Local
+    public var upstreamConnected: Bool?
     public var publishToStoredP50: Double
     public var publishToStoredP99: Double
     public var readingsStored: UInt64
@@ -178,5 +179,6 @@ public struct DaemonStatusView {
         publishToStoredP50 = (lat?["p50"] as? NSNumber)?.doubleValue ?? 0
         publishToStoredP99 = (lat?["p99"] as? NSNumber)?.doubleValue ?? 0
         readingsStored = (ingest["readings_stored"] as? NSNumber)?.uint64Value ?? 0
+        upstreamConnected = (obj["upstream"] as? [String: Any])?["connected"] as? Bool
     }
 }

@@ -174,3 +174,65 @@ struct DurabilityTests {
         #expect(try w.db.scalarText("PRAGMA journal_mode") == "wal")
     }
 }
+
+@Suite("Outbox")
+struct OutboxTests {
+    /// seq is strictly increasing and never reused, across restarts and pruning.
+    @Test func seqIsNeverReused() throws {
+        let dir = TemporaryDirectory()
+        let options = BufferOptions(directory: dir.path)
+        var w = try BufferWriter(options: options)
+        var seq = try w.loadNextSeq()
+        #expect(seq == 1)
+        for _ in 0..<5 {
+            try w.enqueue(seq: seq, kind: .aggregate, topic: "t", payload: [1], at: t0)
+            seq += 1
+        }
+        try w.commit()
+        try w.markDelivered([1, 2, 3, 4, 5], at: t0)
+        try w.commit()
+        // Every delivered row is pruned: the counter stays ahead of them.
+        _ = try w.maintain(now: t0.adding(.days(30)))
+        #expect(try BufferReader(options: options).outbox().isEmpty)
+        w = try BufferWriter(options: options)
+        #expect(try w.loadNextSeq() == 6)
+        // A crash before commit: the seq it would have used is used again, which is fine (it never left).
+        try w.enqueue(seq: 6, kind: .alert, topic: "t", payload: [1], at: t0)
+        w.rollback()
+        #expect(try w.loadNextSeq() == 6)
+    }
+
+    /// Over max_size: summarised readings go first, then delivered messages, then
+    /// undelivered aggregates; undelivered alerts stay.
+    @Test func pruningOrder() throws {
+        let dir = TemporaryDirectory()
+        var options = BufferOptions(directory: dir.path)
+        options.maxSize = ByteSize(bytes: 1 << 20)
+        let w = try BufferWriter(options: options)
+        let big = [UInt8](repeating: 65, count: 400)
+        var seq: Int64 = 1
+        try w.begin()
+        for i in 0..<3000 {
+            try w.enqueue(seq: seq, kind: i % 10 == 0 ? .alert : .aggregate, topic: "t", payload: big, at: t0)
+            seq += 1
+        }
+        for i in 0..<10_000 { try w.insert(reading("energy/s/d/m", Double(i), t0.adding(.milliseconds(Int64(i))))) }
+        try w.commit()
+        try w.markDelivered(Array(1...500), at: t0)
+        try w.commit()
+        var total = MaintenanceReport()
+        var report = MaintenanceReport()
+        repeat {
+            report = try w.maintain(now: t0.adding(.seconds(20)), prunableBefore: t0.adding(.seconds(20)), chunk: 2000)
+            total.prunedForSize += report.prunedForSize
+            total.prunedDelivered += report.prunedDelivered
+            total.droppedAggregates += report.droppedAggregates
+        } while report.more
+        #expect(total.prunedForSize == 10_000, "readings first")
+        #expect(total.prunedDelivered == 500, "then delivered messages")
+        #expect(total.droppedAggregates > 0, "then undelivered aggregates")
+        let left = try BufferReader(options: options).outbox(limit: 10_000)
+        #expect(left.filter { $0.0.kind == .alert && $0.1 == nil }.count == 250, "undelivered alerts are never dropped")
+        #expect(try w.usedBytes() <= options.maxSize.bytes)
+    }
+}

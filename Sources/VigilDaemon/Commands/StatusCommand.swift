@@ -30,8 +30,12 @@ extension VigilCommand {
             if line {
                 let i = s.ingest
                 let alerts = (s.alerts?.active ?? [:]).values.reduce(0, +)
+                var up = ""
+                if let u = s.upstream {
+                    up = " | upstream \(u.connected ? "connected" : "DOWN") backlog \(u.backlogAlerts + u.backlogAggregates)"
+                }
                 print(
-                    "\(running ? "running" : "STOPPED") | local \(s.local.connected ? "connected" : "DISCONNECTED") | ingest \(String(format: "%.0f", running ? i.rate : 0)) readings/s | stored \(i.readingsStored) | rejected \(i.rejected) | alerts \(alerts) | p99 \(fmt(i.publishToStoredMs.p99)) ms | buffer \(ByteSize(bytes: reader.fileBytes()))"
+                    "\(running ? "running" : "STOPPED") | local \(s.local.connected ? "connected" : "DISCONNECTED") | ingest \(String(format: "%.0f", running ? i.rate : 0)) readings/s | stored \(i.readingsStored) | rejected \(i.rejected) | alerts \(alerts)\(up) | p99 \(fmt(i.publishToStoredMs.p99)) ms | buffer \(ByteSize(bytes: reader.fileBytes()))"
                 )
                 return
             }
@@ -61,6 +65,22 @@ extension VigilCommand {
             print(buffer)
             let pruned = (counters[CounterName.readingsPrunedRetention] ?? 0, counters[CounterName.readingsPrunedSize] ?? 0)
             if pruned.0 > 0 || pruned.1 > 0 { print("  pruned: \(pruned.0) by retention, \(pruned.1) by max_size") }
+            if let u = s.upstream {
+                var line = "upstream \(u.broker): \(u.connected ? "connected" : "disconnected")"
+                if let since = u.since { line += " since \(since)" }
+                line += ", \(u.connects) connect(s)"
+                if !u.connected, let e = u.lastError { line += ", last error: \(e)" }
+                print(line)
+                var backlog = "  backlog: \(u.backlogAlerts + u.backlogAggregates) undelivered (\(u.backlogAlerts) alerts, \(u.backlogAggregates) aggregates)"
+                if let age = u.oldestAgeSeconds { backlog += ", oldest \(Int(age)) s old" }
+                backlog += "; \(u.inflight) in flight, \(u.delivered) delivered since start"
+                print(backlog)
+            } else {
+                print("upstream: not configured")
+            }
+            if let g = s.aggregates, s.upstream != nil {
+                print("  aggregates: \(g.sent) sent, \(g.lateReadings) readings too late for their window, \(g.droppedUndelivered) dropped for space")
+            }
             if let a = s.alerts {
                 let active = AlertLevel.allCases.reversed().compactMap { l in a.active[l.name].map { "\($0) \(l.name)" } }
                 print(

@@ -18,6 +18,7 @@ public final class Daemon: Sendable {
     public let status: StatusBoard
     let client: MQTTClient
     let ingress: LocalIngress
+    let forwarder: UpstreamForwarder?
     let checkpointer: Checkpointer
     let logger: Logger
 
@@ -32,13 +33,30 @@ public final class Daemon: Sendable {
         checkpointer = try Checkpointer(options: config.buffer)
         status = StatusBoard(gateway: config.gatewayID, localBroker: "\(config.local.host):\(config.local.port)")
         let inbox = Inbox()
+        var outbound: Outbound?
+        if let upstream = config.upstream {
+            let f = try UpstreamForwarder(
+                config: upstream, gateway: config.gatewayID, prefix: config.topicPrefix, buffer: config.buffer,
+                logger: logger, onAcked: { inbox.wake() })
+            forwarder = f
+            outbound = Outbound(config: config.aggregate, gateway: config.gatewayID, prefix: config.topicPrefix, forwarder: f)
+            status.upstream.withLock { $0 = { f.status } }
+        } else {
+            forwarder = nil
+        }
         pipeline = IngestPipeline(
             inbox: inbox, writer: writer, subscriptions: config.subscriptions, limits: config.limits,
-            commit: config.commit, rules: rules, status: status, logger: logger)
+            commit: config.commit, rules: rules, status: status, logger: logger, outbound: outbound,
+            aggregate: config.aggregate)
         ingress = LocalIngress(inbox: inbox, status: status)
         let endpoint = try config.local.endpoint(defaultClientID: config.localClientID)
+        // The persistent session keeps the filters of an earlier config: drop the ones that are gone.
+        let filters = config.subscriptions.map(\.filter.text)
+        let previous = writer.lastMeta["subscriptions"] ?? (try? writer.meta("subscriptions")) ?? nil
+        let stale = (previous?.split(separator: "\n").map(String.init) ?? []).filter { !filters.contains($0) }
+        try writer.setMetaOutsideBatch("subscriptions", filters.joined(separator: "\n"))
         client = try MQTTClient(
-            endpoint: endpoint, subscriptions: config.subscriptions.map(\.filter.text), qos: config.local.qos,
+            endpoint: endpoint, subscriptions: filters, staleSubscriptions: stale, qos: config.local.qos,
             delegate: ingress, logger: logger)
         ingress.client.withLock { $0 = client }
     }
@@ -52,9 +70,6 @@ public final class Daemon: Sendable {
                 "mqtt.broker": "\(config.local.host):\(config.local.port)",
                 "subscriptions": "\(config.subscriptions.count)",
             ])
-        if config.upstream != nil {
-            logger.warning("upstream is configured, but this vigil does not forward yet: nothing is sent upstream")
-        }
         if config.httpListen != nil {
             logger.warning("http.listen is configured, but this vigil has no HTTP endpoint yet")
         }
@@ -63,6 +78,7 @@ public final class Daemon: Sendable {
                 services: [
                     .init(service: CheckpointService(checkpointer: checkpointer, logger: logger)),
                     .init(service: IngestService(pipeline: pipeline)),
+                ] + (forwarder.map { [.init(service: UpstreamService(forwarder: $0))] } ?? []) + [
                     .init(service: SubscriberService(client: client, ingress: ingress)),
                     .init(service: ReloadService(daemon: self)),
                 ],

@@ -26,6 +26,10 @@ public struct IngestSnapshot: Sendable {
     /// Raised alerts by level.
     public var activeAlerts: [AlertLevel: Int] = [:]
     public var transitions: UInt64 = 0
+    /// Readings that came after their aggregate window had closed.
+    public var aggregateLate: UInt64 = 0
+    public var aggregatesSent: UInt64 = 0
+    public var outboxDroppedAggregates: UInt64 = 0
     /// Monotonic seconds of the last time the pipeline finished a loop turn (for the watchdog).
     public var lastProgress: Double = 0
     public var rejectedTotal: UInt64 { rejected.values.reduce(0, +) }
@@ -80,6 +84,9 @@ public final class IngestPipeline: @unchecked Sendable {
     }
     let logger: Logger
     let status: StatusBoard
+    /// Aggregates and alerts for upstream; nil when no upstream is configured.
+    let outbound: Outbound?
+    let aggregateConfig: AggregateConfig
     private let stats = Mutex(IngestSnapshot())
 
     // Owned by the ingest thread.
@@ -97,10 +104,13 @@ public final class IngestPipeline: @unchecked Sendable {
     /// A test hook: while set, the thread stops making progress (to test the watchdog).
     public let wedged = Atomic<Bool>(false)
 
-    public init(
+    init(
         inbox: Inbox, writer: BufferWriter, subscriptions: [SubscriptionSpec], limits: IngestLimits,
-        commit: CommitPolicy, rules: [Rule], status: StatusBoard, logger: Logger
+        commit: CommitPolicy, rules: [Rule], status: StatusBoard, logger: Logger, outbound: Outbound? = nil,
+        aggregate: AggregateConfig = AggregateConfig()
     ) {
+        self.outbound = outbound
+        self.aggregateConfig = aggregate
         self.inbox = inbox
         self.writer = writer
         self.decoder = MessageDecoder(subscriptions: subscriptions, limits: limits)
@@ -159,6 +169,7 @@ public final class IngestPipeline: @unchecked Sendable {
         }
         do {
             try writer.flushSeriesSeen()
+            if let o = outbound { _ = try o.markAcknowledged(writer: writer, now: Timestamp.now()) }
             try writer.commit()
         } catch {
             logger.error("final commit failed: \(error)")
@@ -184,6 +195,7 @@ public final class IngestPipeline: @unchecked Sendable {
                         local.readingsStored += 1
                         if r.timestampFromPayload { pendingPayloadTimes.append(r.timestamp.micros) }
                         engine.ingest(r, seriesID: id, now: receivedAt, into: &transitions)
+                        if let o = outbound, !o.add(r, seriesID: id) { writer.count(CounterName.aggregatesLate) }
                     } else {
                         local.readingsDuplicate += 1
                     }
@@ -230,6 +242,7 @@ public final class IngestPipeline: @unchecked Sendable {
     private func recordTransitions() throws {
         for t in transitions {
             try writer.recordTransition(t)
+            try outbound?.enqueue(t, writer: writer)
             local.transitions += 1
             switch t.state {
             case .raised: local.activeAlerts[t.level, default: 0] += 1
@@ -267,6 +280,7 @@ public final class IngestPipeline: @unchecked Sendable {
         }
         let end = DispatchTime.now().uptimeNanoseconds
         let now = Timestamp.now().micros
+        outbound?.committed()
         local.commits += 1
         local.lastCommit = Timestamp(micros: now)
         local.commitDuration.add(micros: Int64((end - start) / 1000))
@@ -308,7 +322,7 @@ public final class IngestPipeline: @unchecked Sendable {
         stats.withLock { $0.lastProgress = now }
         if now >= nextTick {
             nextTick = now + 1
-            tickRules()
+            tick()
         }
         if now >= nextStatusWrite {
             nextStatusWrite = now + 1
@@ -325,20 +339,33 @@ public final class IngestPipeline: @unchecked Sendable {
         }
         if now >= nextMaintenance {
             do {
-                let report = try writer.maintain(now: Timestamp.now())
+                let report = try writer.maintain(now: Timestamp.now(), prunableBefore: outbound?.summarisedBefore)
                 local.prunedRetention += UInt64(report.prunedForRetention)
                 local.prunedSize += UInt64(report.prunedForSize)
-                if report.prunedForRetention > 0 || report.prunedForSize > 0 {
+                local.outboxDroppedAggregates += UInt64(report.droppedAggregates)
+                if report.prunedForRetention > 0 || report.prunedForSize > 0 || report.prunedDelivered > 0 {
                     logger.info(
-                        "pruned readings",
+                        "pruned the buffer",
                         metadata: [
-                            "retention": "\(report.prunedForRetention)", "max_size": "\(report.prunedForSize)",
+                            "readings.retention": "\(report.prunedForRetention)", "readings.max_size": "\(report.prunedForSize)",
+                            "delivered_messages": "\(report.prunedDelivered)",
                         ])
                 }
-                nextMaintenance = now + (report.more ? 0.05 : 10)
+                if report.droppedAggregates > 0 {
+                    logger.error(
+                        "the buffer is at max_size with undelivered messages: dropped the oldest aggregates (alerts are kept)",
+                        metadata: ["dropped": "\(report.droppedAggregates)"])
+                    if let t = outbound?.backlogTransition(dropped: report.droppedAggregates, now: Timestamp.now()) {
+                        transitions.append(t)
+                        try recordTransitions()
+                        try writer.commit()
+                        outbound?.committed()
+                    }
+                }
+                nextMaintenance = now + (report.more ? 0.05 : 2)
             } catch {
                 logger.warning("retention pass failed: \(error)")
-                nextMaintenance = now + 10
+                nextMaintenance = now + 2
             }
         }
     }
@@ -346,10 +373,15 @@ public final class IngestPipeline: @unchecked Sendable {
 
 extension IngestPipeline {
     /// Brings the rule engine up: stored states (or, on reload, the running engine's),
-    /// known series for the stale rules, and the windows rebuilt from the buffer.
+    /// known series for the stale rules, and the windows rebuilt from the buffer. At start
+    /// (`reason` empty) also the outbox: seq, the aggregation watermark, the open windows.
     func startRules(previous: [AlertStateRecord], reason: String) {
         let now = Timestamp.now()
         do {
+            if reason.isEmpty, let o = outbound {
+                try o.start(writer: writer, config: aggregateConfig)
+                o.restoreBacklogAlert(try writer.lastTransition(rule: Outbound.backlogRule))
+            }
             let records = previous.isEmpty && reason.isEmpty ? try writer.loadAlertStates() : previous
             let orphans = engine.restore(records)
             for o in orphans {
@@ -365,9 +397,14 @@ extension IngestPipeline {
             for (series, seen) in writer.knownSeries { engine.knowSeries(series, lastSeen: seen) }
             let window = engine.longestWindow
             var replayed = 0
-            if window.micros > 0 {
-                try writer.forEachReading(since: now.subtracting(window)) { r in
-                    engine.replay(r)
+            // One pass over the buffer rebuilds the rule windows and, at start, the open
+            // aggregate windows (the readings from the watermark on).
+            let rulesFrom = window.micros > 0 ? now.subtracting(window) : nil
+            let aggregatesFrom = reason.isEmpty ? outbound?.replayFrom : nil
+            if let from = [rulesFrom, aggregatesFrom].compactMap({ $0 }).min() {
+                try writer.forEachReading(since: from) { r, id in
+                    if let rf = rulesFrom, r.timestamp >= rf { engine.replay(r) }
+                    if let af = aggregatesFrom, r.timestamp >= af { _ = outbound?.add(r, seriesID: id) }
                     replayed += 1
                 }
             }
@@ -390,14 +427,24 @@ extension IngestPipeline {
         }
     }
 
-    /// Evaluates deadlines, expiring windows and silent series.
-    func tickRules() {
-        engine.tick(now: Timestamp.now(), into: &transitions)
+    /// Each second: rule deadlines, expiring windows and silent series; aggregate windows
+    /// that are due; acknowledgements from upstream.
+    func tick() {
+        let now = Timestamp.now()
+        engine.tick(now: now, into: &transitions)
         do {
+            if let o = outbound {
+                if let t = o.backlogTransition(dropped: 0, now: now) { transitions.append(t) }
+                let closed = try o.closeWindows(now: now, writer: writer)
+                local.aggregatesSent += UInt64(closed)
+                _ = try o.markAcknowledged(writer: writer, now: now)
+                local.aggregateLate = o.aggregator.late
+            }
             if !transitions.isEmpty { try recordTransitions() }
-            try saveRuleStates(now: Timestamp.now())
+            try saveRuleStates(now: now)
             if writer.inTransaction && batchStartedAt == nil {
                 try writer.commit()
+                outbound?.committed()
             }
         } catch {
             storageFailed(error)
@@ -416,7 +463,7 @@ extension IngestPipeline {
         commit = reload.commit
         writer.setLimits(retention: reload.retention, maxSize: reload.maxSize)
         startRules(previous: previous, reason: "its rule was removed or changed its match in a reload")
-        tickRules()
+        tick()
         logger.notice("reloaded", metadata: ["rules": "\(reload.rules.count)"])
     }
 }

@@ -151,3 +151,22 @@ struct ReloadService: Service {
         }
     }
 }
+
+/// The upstream connection and its sender thread. It stops after the subscriber and
+/// before ingest, so the last acknowledgements are marked in ingest's final commit.
+struct UpstreamService: Service {
+    let forwarder: UpstreamForwarder
+
+    func run() async throws {
+        let f = forwarder
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await DedicatedThread.run(name: "vigil upstream") { f.run() }
+            } onGracefulShutdown: {
+                DispatchQueue.global().async { f.stop() }
+            }
+        } onCancel: {
+            DispatchQueue.global().async { f.stop() }
+        }
+    }
+}

@@ -59,6 +59,14 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
     public var local: ConnectionStatus
     public var ingest: IngestStatus
     public var alerts: AlertsStatus?
+    public var upstream: UpstreamStatus?
+    public var aggregates: AggregatesStatus?
+}
+
+public struct AggregatesStatus: Codable, Sendable, Equatable {
+    public var sent: UInt64
+    public var lateReadings: UInt64
+    public var droppedUndelivered: UInt64
 }
 
 /// The daemon's live state, gathered from its parts. Thread safe.
@@ -71,6 +79,8 @@ public final class StatusBoard: Sendable {
     let gateway: String
     let startedAt = Timestamp.now()
     private let state: Mutex<State>
+    /// The upstream connection's view, when there is one.
+    let upstream = Mutex<(@Sendable () -> UpstreamStatus)?>(nil)
 
     public init(gateway: String, localBroker: String) {
         self.gateway = gateway
@@ -112,7 +122,9 @@ public final class StatusBoard: Sendable {
                 lastCommit: s.lastCommit?.rfc3339, prunedRetention: s.prunedRetention, prunedSize: s.prunedSize),
             alerts: AlertsStatus(
                 rules: s.rules, active: Dictionary(uniqueKeysWithValues: s.activeAlerts.map { ($0.key.name, $0.value) }),
-                transitions: s.transitions))
+                transitions: s.transitions),
+            upstream: upstream.withLock { $0 }?(),
+            aggregates: AggregatesStatus(sent: s.aggregatesSent, lateReadings: s.aggregateLate, droppedUndelivered: s.outboxDroppedAggregates))
     }
 
     func json(ingest s: IngestSnapshot, inboxDepth: Int, backPressure: (count: UInt64, seconds: Double, pushed: UInt64))
