@@ -135,7 +135,15 @@ extension Integration {
             let alert = try #require(after.first { $0.isAlert })
             let alertIndex = after.firstIndex { $0.isAlert }!
             #expect(after[alertIndex...].contains { $0.isAggregate && $0.seq < alert.seq }, "aggregates older than the alert came after it")
-            #expect(alert.arrived.timeIntervalSince(upAt) < 3, "the alert left soon after upstream returned")
+            // Within a second of vigil's reconnection (its `online` says when), ahead of the backlog.
+            let reconnected = after.compactMap { m -> Date? in
+                guard m.topic.hasSuffix("/status"), (m.json["state"] as? String) == "online",
+                    let since = (m.json["since"] as? String).flatMap({ Timestamp.parseRFC3339($0) })
+                else { return nil }
+                return Date(timeIntervalSince1970: since.seconds)
+            }.last { $0 > upAt.addingTimeInterval(-1) }
+            let back = try #require(reconnected)
+            #expect(alert.arrived.timeIntervalSince(back) < 1, "the alert left \(alert.arrived.timeIntervalSince(back)) s after vigil reconnected")
             // Within each kind, first arrivals come in seq order; duplicates stay within the in-flight window.
             for kind in [true, false] {
                 var seen = Set<Int64>()
