@@ -94,9 +94,12 @@ public final class RuleEngine {
         case .stale(let after, _):
             if s.level == nil, let seen = s.lastSeen { next = seen.micros + after.micros }
         }
-        if next != s.nextWake {
+        // Only an earlier wake needs a new entry: a queued earlier one fires anyway, and the
+        // tick then looks at the state and schedules it again. So the heap holds about one
+        // entry per state, not one per reading that moved a window.
+        if next < s.nextWake {
             states[i].nextWake = next
-            if next != .max { wakes.push(next, i) }
+            wakes.push(next, i)
         }
     }
 
