@@ -161,6 +161,13 @@ public final class Inbox: @unchecked Sendable {
         return closed
     }
 
+    /// The network thread is held by back-pressure now.
+    public var producerIsWaiting: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return producerWaiting
+    }
+
     /// Messages waiting now.
     public var depth: Int {
         condition.lock()

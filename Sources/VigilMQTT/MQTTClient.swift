@@ -1,6 +1,7 @@
 import CMosquitto
 import Foundation
 import Logging
+import Synchronization
 import VigilCore
 
 /// A libmosquitto failure: the raw result code and the call that failed.
@@ -82,6 +83,8 @@ public protocol MQTTClientDelegate: AnyObject, Sendable {
     func mqttConnected(sessionPresent: Bool)
     func mqttDisconnected(reason: String)
     func mqttPublished(mid: Int32)
+    /// The broker acknowledged the subscriptions sent on connect (refused filters are logged).
+    func mqttSubscribed()
 }
 
 extension MQTTClientDelegate {
@@ -89,6 +92,7 @@ extension MQTTClientDelegate {
     public func mqttConnected(sessionPresent: Bool) {}
     public func mqttDisconnected(reason: String) {}
     public func mqttPublished(mid: Int32) {}
+    public func mqttSubscribed() {}
 }
 
 enum MosquittoLibrary {
@@ -134,6 +138,13 @@ public final class MQTTClient: @unchecked Sendable {
 
     private let state = NSCondition()
     private var s = State()
+    /// Monotonic seconds of the network loop's last turn (for the watchdog).
+    private let loopBeat = Atomic<UInt64>(0)
+
+    /// When the network thread last turned (monotonic seconds); it turns at least every second.
+    public var lastLoop: Double { Double(loopBeat.load(ordering: .relaxed)) / 1e9 }
+
+    private func beat() { loopBeat.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed) }
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
 
@@ -270,11 +281,16 @@ public final class MQTTClient: @unchecked Sendable {
         return s.stopping
     }
 
-    /// Sleeps up to `seconds`, waking early on `stop()`.
+    /// Sleeps up to `seconds`, waking early on `stop()`, and showing life each second.
     private func pause(_ seconds: Double) {
-        state.lock()
         let deadline = Date().addingTimeInterval(seconds)
-        while !s.stopping, state.wait(until: deadline) {}
+        state.lock()
+        while !s.stopping {
+            let slice = min(deadline, Date().addingTimeInterval(1))
+            if slice <= Date() { break }
+            _ = state.wait(until: slice)
+            beat()
+        }
         state.unlock()
     }
 
@@ -293,6 +309,7 @@ public final class MQTTClient: @unchecked Sendable {
         var needConnect = true
         var first = true
         while !stopping {
+            beat()
             if needConnect {
                 let rc =
                     first
@@ -437,6 +454,7 @@ public final class MQTTClient: @unchecked Sendable {
             let filter = i < subscriptions.count ? subscriptions[i] : "#\(i)"
             logger.error("broker refused subscription", metadata: ["mqtt.filter": "\(filter)"])
         }
+        delegate?.mqttSubscribed()
     }
 
     fileprivate func published(mid: Int32) {

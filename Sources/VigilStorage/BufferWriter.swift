@@ -338,6 +338,17 @@ public final class BufferWriter: @unchecked Sendable {
         if own { try commit() }
     }
 
+    /// Readings in the buffer: stored less pruned, from the counters (no count(*) scan).
+    public func storedRows() throws(SQLiteError) -> Int64 {
+        let stmt = try statement("SELECT coalesce(sum(CASE WHEN name = ? THEN value ELSE -value END), 0) FROM counters WHERE name IN (?, ?, ?)")
+        stmt.bind(1, CounterName.readingsStored)
+        stmt.bind(2, CounterName.readingsStored)
+        stmt.bind(3, CounterName.readingsPrunedRetention)
+        stmt.bind(4, CounterName.readingsPrunedSize)
+        defer { stmt.reset() }
+        return try stmt.step() ? stmt.int(0) : 0
+    }
+
     /// Bytes the buffer's pages hold (free pages not counted).
     public func usedBytes() throws(SQLiteError) -> Int64 {
         let pages = try db.scalarInt("PRAGMA page_count") ?? 0

@@ -21,6 +21,9 @@ public final class Daemon: Sendable {
     let forwarder: UpstreamForwarder?
     let checkpointer: Checkpointer
     let logger: Logger
+    let notifier = SystemdNotifier()
+    /// READY=1 has been sent: the buffer is open and the local broker acknowledged the subscriptions.
+    let readiness = Atomic<Bool>(false)
 
     /// Builds every part; nothing runs yet.
     /// - Throws: when the buffer cannot be opened or a secret file cannot be read.
@@ -70,20 +73,25 @@ public final class Daemon: Sendable {
                 "mqtt.broker": "\(config.local.host):\(config.local.port)",
                 "subscriptions": "\(config.subscriptions.count)",
             ])
-        if config.httpListen != nil {
-            logger.warning("http.listen is configured, but this vigil has no HTTP endpoint yet")
+        // Stopped in reverse order: HTTP and systemd first, then the subscriber (no more
+        // input), upstream (last acknowledgements), ingest (commits everything), checkpoint.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: CheckpointService(checkpointer: checkpointer, logger: logger)),
+            .init(service: IngestService(pipeline: pipeline)),
+        ]
+        if let forwarder { services.append(.init(service: UpstreamService(forwarder: forwarder))) }
+        services.append(.init(service: SubscriberService(client: client, ingress: ingress)))
+        services.append(.init(service: ReloadService(daemon: self)))
+        let hooks = ProcessInfo.processInfo.environment["VIGIL_TEST_HOOKS"] != nil
+        services.append(
+            .init(
+                service: SystemdService(
+                    notifier: notifier, daemon: self, logger: logger, wedgeFile: hooks ? config.stateDir + "/.wedge" : nil)))
+        if let listen = config.httpListen.flatMap(VigilConfig.parseListen) {
+            services.append(.init(service: HTTPService(daemon: self, host: listen.host, port: UInt16(listen.port), logger: logger)))
         }
         let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: CheckpointService(checkpointer: checkpointer, logger: logger)),
-                    .init(service: IngestService(pipeline: pipeline)),
-                ] + (forwarder.map { [.init(service: UpstreamService(forwarder: $0))] } ?? []) + [
-                    .init(service: SubscriberService(client: client, ingress: ingress)),
-                    .init(service: ReloadService(daemon: self)),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         let s = pipeline.snapshot
         logger.info(
@@ -103,6 +111,8 @@ extension Daemon {
     public func reload() -> Bool {
         let file = config.file
         logger.info("reload requested", metadata: ["config": "\(file)"])
+        notifier.notify("RELOADING=1\nSTATUS=reloading \(file)")
+        defer { notifier.notify("READY=1\nSTATUS=ingesting") }
         let settings: Settings
         do {
             settings = try Settings.load(file: file)
@@ -126,5 +136,18 @@ extension Daemon {
                 maxSize: c.buffer.maxSize, subscriptions: subscriptions))
         current.withLock { $0 = Settings(config: running, rules: settings.rules) }
         return true
+    }
+}
+
+extension Daemon {
+    /// Whether the parts that must keep moving have moved within `seconds`: the ingest
+    /// thread (it turns at least once a second) and the local MQTT network loop (or it
+    /// waits on back-pressure, which means ingest is the one to watch).
+    public func healthy(within seconds: Double) -> Bool {
+        let now = IngestPipeline.monotonic()
+        let ingest = pipeline.snapshot.lastProgress
+        let mqtt = client.lastLoop
+        let mqttAlive = now - mqtt <= seconds || pipeline.inbox.producerIsWaiting
+        return now - ingest <= seconds && mqttAlive
     }
 }

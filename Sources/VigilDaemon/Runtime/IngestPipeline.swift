@@ -30,6 +30,9 @@ public struct IngestSnapshot: Sendable {
     public var aggregateLate: UInt64 = 0
     public var aggregatesSent: UInt64 = 0
     public var outboxDroppedAggregates: UInt64 = 0
+    /// The buffer as of the last maintenance pass (every 2 s).
+    public var bufferRows: Int64 = 0
+    public var bufferBytes: Int64 = 0
     /// Monotonic seconds of the last time the pipeline finished a loop turn (for the watchdog).
     public var lastProgress: Double = 0
     public var rejectedTotal: UInt64 { rejected.values.reduce(0, +) }
@@ -340,6 +343,8 @@ public final class IngestPipeline: @unchecked Sendable {
         if now >= nextMaintenance {
             do {
                 let report = try writer.maintain(now: Timestamp.now(), prunableBefore: outbound?.summarisedBefore)
+                local.bufferBytes = (try? writer.usedBytes()) ?? local.bufferBytes
+                local.bufferRows = (try? writer.storedRows()) ?? local.bufferRows
                 local.prunedRetention += UInt64(report.prunedForRetention)
                 local.prunedSize += UInt64(report.prunedForSize)
                 local.outboxDroppedAggregates += UInt64(report.droppedAggregates)

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Logging
 import Synchronization
@@ -20,6 +21,7 @@ public struct VigilLogHandler: LogHandler {
     let journal: Bool
 
     static let output = Mutex<Void>(())
+    static let limiter = Mutex(LogRateLimiter())
 
     public init(label: String, level: Logger.Level, journal: Bool) {
         self.label = label
@@ -50,10 +52,18 @@ public struct VigilLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        // The same warning or error over and over: a few lines, then a count.
+        var suppressed = 0
+        if event.level >= .warning {
+            let now = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+            guard let n = Self.limiter.withLock({ $0.admit("\(event.message)", now: now) }) else { return }
+            suppressed = n
+        }
         var line = journal ? "<\(Self.priority(event.level))>" : "\(VigilTime.nowRFC3339()) "
         line += "\(event.level.rawValue.uppercased()) \(event.message)"
         var all = self.metadata
         if let m = event.metadata { all.merge(m) { $1 } }
+        if suppressed > 0 { all["suppressed_before"] = "\(suppressed)" }
         for key in all.keys.sorted() {
             line += " \(key)=\(Self.quote("\(all[key]!)"))"
         }
@@ -81,5 +91,40 @@ enum VigilTime {
         var t = Timestamp.now()
         t.micros -= t.micros % 1000
         return t.rfc3339
+    }
+}
+
+/// At most `burst` lines of the same message per `period`; past that they are counted, and
+/// the next line that gets through says how many were suppressed.
+public struct LogRateLimiter: Sendable {
+    public var burst = 5
+    public var period = 10.0
+    struct Entry {
+        var windowStart: Double
+        var count: Int
+        var suppressed: Int
+    }
+    private var entries: [String: Entry] = [:]
+
+    public init() {}
+
+    /// nil: suppress this line. Otherwise the number suppressed since the last line of it.
+    public mutating func admit(_ key: String, now: Double) -> Int? {
+        if entries.count > 1000 { entries.removeAll() }
+        var e = entries[key] ?? Entry(windowStart: now, count: 0, suppressed: 0)
+        if now - e.windowStart >= period {
+            e.windowStart = now
+            e.count = 0
+        }
+        e.count += 1
+        if e.count > burst {
+            e.suppressed += 1
+            entries[key] = e
+            return nil
+        }
+        let n = e.suppressed
+        e.suppressed = 0
+        entries[key] = e
+        return n
     }
 }

@@ -62,6 +62,9 @@ final class LocalIngress: MQTTClientDelegate {
     func mqttConnected(sessionPresent: Bool) {
         let connects = client.withLock { $0?.connectCount ?? 0 }
         status.localConnected(true, connects: connects, error: nil)
+    }
+
+    func mqttSubscribed() {
         subscribed.store(true, ordering: .releasing)
     }
 

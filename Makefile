@@ -1,0 +1,47 @@
+# Build and install vigil on a Debian gateway.
+#   make                  build the release binary (Swift runtime linked in)
+#   sudo make install     binary, systemd unit, /etc/vigil/vigil.yaml and /etc/vigil/rules.d
+#   make install DESTDIR=/tmp/pkg PREFIX=/usr    stage a package
+# An existing /etc/vigil/vigil.yaml or rule file is kept; the shipped one goes beside it as .new.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR ?= /etc/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/vigil
+SWIFT ?= swift
+BUILD := .build-release/release/vigil
+
+.PHONY: all build install uninstall check-install
+
+all: build
+
+build:
+	$(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-release --product vigil
+
+# Config files are never overwritten: an edited gateway keeps its own.
+define install_config
+	if [ -e "$(2)" ]; then install -m 0644 "$(1)" "$(2).new"; else install -m 0644 "$(1)" "$(2)"; fi
+endef
+
+install: build
+	install -D -m 0755 $(BUILD) $(DESTDIR)$(BINDIR)/vigil
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/vigil/rules.d $(DESTDIR)$(DOCDIR)
+	sed -e 's|/usr/bin/vigil|$(BINDIR)/vigil|g' -e 's|/etc/vigil|$(SYSCONFDIR)/vigil|g' \
+	    -e 's|/usr/share/doc/vigil|$(DOCDIR)|g' systemd/vigil.service > $(DESTDIR)$(UNITDIR)/vigil.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/vigil.service
+	sed -e 's|^rules_dir: .*|rules_dir: $(SYSCONFDIR)/vigil/rules.d|' config/vigil.yaml > config/.vigil.yaml.install
+	$(call install_config,config/.vigil.yaml.install,$(DESTDIR)$(SYSCONFDIR)/vigil/vigil.yaml)
+	rm -f config/.vigil.yaml.install
+	for f in config/rules.d/*.yaml; do $(call install_config,$$f,$(DESTDIR)$(SYSCONFDIR)/vigil/rules.d/$$(basename $$f)); done
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	@echo "installed; next: edit $(SYSCONFDIR)/vigil/vigil.yaml, then systemctl daemon-reload && systemctl enable --now vigil"
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/vigil $(DESTDIR)$(UNITDIR)/vigil.service
+	rm -rf $(DESTDIR)$(DOCDIR)
+	@echo "kept $(SYSCONFDIR)/vigil and /var/lib/vigil (config and buffer)"
+
+# What CI checks: a staged install whose example config passes `vigil check`, a unit that
+# `systemd-analyze verify` accepts and that `systemd-analyze security` rates 2.0 or lower.
+check-install: build
+	scripts/check-install

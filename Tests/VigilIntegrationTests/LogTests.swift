@@ -1,0 +1,18 @@
+import Testing
+
+@testable import VigilDaemon
+
+@Suite("Log rate limit")
+struct LogTests {
+    @Test func repeatedLinesAreCountedNotPrinted() {
+        var l = LogRateLimiter()
+        let admitted = (0..<20).map { l.admit("connection failed", now: Double($0) * 0.1) }
+        #expect(admitted.prefix(5).allSatisfy { $0 == 0 })
+        #expect(admitted.dropFirst(5).allSatisfy { $0 == nil })
+        // Another message is not held back by this one.
+        #expect(l.admit("something else", now: 1.9) == 0)
+        // Next period: the first line says how many were suppressed.
+        #expect(l.admit("connection failed", now: 10.5) == 15)
+        #expect(l.admit("connection failed", now: 10.6) == 0)
+    }
+}
