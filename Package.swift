@@ -76,7 +76,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VigilIntegrationTests",
-            dependencies: ["VigilDaemon", "VigilTestSupport", "vigil"],
+            dependencies: ["VigilDaemon", "VigilSimulator", "VigilTestSupport", "vigil"],
             swiftSettings: settings
         ),
     ]

@@ -84,10 +84,12 @@ public struct Simulator {
                     let sigmas: [(Double, Double)]
                     var rated = 0.0
                     var base = 0.0
+                    var counter = 0.0
                     switch kind {
                     case .meter:
                         sigmas = [(0.6, 120), (0.05, 600), (0, 1), (0, 1)]
                         rated = rng.uniform(5...15)
+                        counter = rng.uniform(1_000...50_000).rounded()  // a meter in service for years
                     case .feeder:
                         sigmas = [(0.8, 120), (0.05, 900), (0, 1), (0.02, 30)]
                         rated = rng.uniform(800...2500)
@@ -106,7 +108,7 @@ public struct Simulator {
                     devices.append(
                         SimDevice(
                             network: network, site: site, name: name, kind: kind,
-                            wander: sigmas.map { Wander(sigma: $0.0, tau: $0.1) }, rated: rated, base: base))
+                            wander: sigmas.map { Wander(sigma: $0.0, tau: $0.1) }, rated: rated, base: base, counter: counter))
                 }
             }
         }
