@@ -27,7 +27,7 @@ public struct Anomaly: Sendable, Equatable, CustomStringConvertible {
             case .heavyRain: return "a storm of 60 mm/h (water rain gauges, gauges, urban waterlogging)"
             case .smog: return "PM2.5 about five times its usual level (urban air)"
             case .silentSensor: return "the devices stop publishing"
-            case .spike: return "the first metric reads ten times its value"
+            case .spike: return "the first metric reads ten times its value (noise: 45 dB(A) louder)"
             case .counterReset: return "energy meters' kWh counters reset to 0"
             }
         }

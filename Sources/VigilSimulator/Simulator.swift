@@ -244,7 +244,10 @@ public struct Simulator {
         case .tilt:
             values = [d.base + n[0]]
         }
-        if anomalyStrength(.spike, d, ts) > 0, !values.isEmpty { values[0] *= 10 }
+        if anomalyStrength(.spike, d, ts) > 0, !values.isEmpty {
+            // Decibels add: a pile driver or a horn at the sensor, not a reading of 600 dB.
+            if d.kind == .noise { values[0] += 45 } else { values[0] *= 10 }
+        }
         d.lastValues = values
         devices[i] = d
     }

@@ -105,6 +105,8 @@ private let t0 = Timestamp(seconds: 1_780_279_200)
         Scenario(anomaly: "smog@urban/district-1/aq-1", rule: "pm25-episode", duration: .minutes(15), settle: .minutes(20)),
         Scenario(anomaly: "silent-sensor@energy/substation-1/meter-1", rule: "energy-sensor-silent", duration: .minutes(8)),
         Scenario(anomaly: "spike@urban/district-1/noise-1", rule: "noise-burst", duration: .seconds(20)),
+        Scenario(anomaly: "spike@energy/substation-2/meter-1", rule: "voltage-high", duration: .seconds(30)),
+        Scenario(anomaly: "silent-sensor@water/station-02/rain-1", rule: "water-sensor-silent", duration: .minutes(20)),
         Scenario(anomaly: "counter-reset@energy/substation-1/meter-1", rule: "meter-counter-reset", duration: .seconds(5), settle: .minutes(12)),
     ]
 
