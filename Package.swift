@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "vigil", targets: ["vigil"]),
         .executable(name: "vigil-bench", targets: ["vigil-bench"]),
+        .executable(name: "vigil-faults", targets: ["vigil-faults"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -66,6 +67,11 @@ let package = Package(
         .executableTarget(
             name: "vigil-bench",
             dependencies: ["VigilTestSupport", "VigilMQTT", "VigilStorage"],
+            swiftSettings: settings
+        ),
+        .executableTarget(
+            name: "vigil-faults",
+            dependencies: ["VigilTestSupport", "VigilStorage", "VigilCore"],
             swiftSettings: settings
         ),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "VigilTestSupport"], swiftSettings: settings),

@@ -1,0 +1,171 @@
+import Foundation
+import VigilCore
+import VigilStorage
+import VigilTestSupport
+
+/// `vigil-faults`: vigil's guarantees under injected faults, with real brokers, a real
+/// daemon and real SQLite files. Prints a table (fault, times, readings and messages lost,
+/// duplicates, recovery time) and exits 1 if any guarantee did not hold.
+///
+///     vigil-faults                     the CI run: 20 crashes, 10 broker restarts, 30 s upstream outage
+///     vigil-faults --soak 2h           the same faults in rounds until the time is up
+///     vigil-faults --crashes 200 --restarts 50 --outage 300
+@main
+struct Faults {
+    static func main() throws {
+        var options = Options()
+        var args = Array(CommandLine.arguments.dropFirst())
+        while !args.isEmpty {
+            let a = args.removeFirst()
+            func value() -> String {
+                guard !args.isEmpty else { usage("\(a) needs a value") }
+                return args.removeFirst()
+            }
+            switch a {
+            case "--crashes": options.crashes = number(value(), a)
+            case "--restarts": options.restarts = number(value(), a)
+            case "--outage": options.outage = Double(number(value(), a))
+            case "--seed": options.seed = UInt64(number(value(), a))
+            case "--soak":
+                guard let t = TimeSpan(parsing: value()) else { usage("--soak takes a span: 30m, 2h") }
+                options.soak = t.seconds
+            case "--only": options.only = Set(value().split(separator: ",").map(String.init))
+            case "-h", "--help": usage(nil)
+            default: usage("unknown argument \(a)")
+            }
+        }
+        print("vigil-faults: \(options.crashes) crashes, \(options.restarts) broker restarts, \(Int(options.outage)) s upstream outage, seed \(options.seed)\(options.soak.map { ", soak for \(Int($0)) s" } ?? "")")
+        var results: [FaultResult] = []
+        let began = Date()
+        var round = 0
+        repeat {
+            round += 1
+            var rng = SeededGenerator(seed: options.seed &+ UInt64(round))
+            if options.runs("crash") { results.append(try CrashFault.run(cycles: options.crashes, rng: &rng)) }
+            if options.runs("broker") { results.append(try BrokerRestartFault.run(restarts: options.restarts, rng: &rng)) }
+            if options.runs("outage") { results.append(try UpstreamOutageFault.run(seconds: options.outage)) }
+        } while options.soak.map({ Date().timeIntervalSince(began) < $0 }) ?? false
+        let table = FaultResult.table(results)
+        print("")
+        print(table)
+        let failures = results.flatMap(\.failures)
+        for f in failures { print("FAIL: \(f)") }
+        if let path = try? FaultResult.write(table) { print("written to \(path)") }
+        exit(failures.isEmpty ? 0 : 1)
+    }
+
+    static func number(_ text: String, _ option: String) -> Int {
+        guard let n = Int(text), n >= 0 else { usage("\(option) takes a whole number, not \(text)") }
+        return n
+    }
+
+    static func usage(_ problem: String?) -> Never {
+        if let problem { print("vigil-faults: \(problem)") }
+        print("usage: vigil-faults [--crashes N] [--restarts N] [--outage SECONDS] [--seed N] [--soak 2h] [--only crash,broker,outage]")
+        exit(problem == nil ? 0 : 2)
+    }
+}
+
+struct Options {
+    var crashes = 20
+    var restarts = 10
+    var outage = 30.0
+    var seed: UInt64 = 1
+    var soak: Double?
+    var only: Set<String> = []
+    func runs(_ fault: String) -> Bool { only.isEmpty || only.contains(fault) }
+}
+
+/// splitmix64: the moments of the faults repeat for a seed.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// One fault's outcome: a row of the table, and what did not hold.
+struct FaultResult {
+    var fault: String
+    var times: Int
+    var readingsLost: String
+    var messagesLost: String
+    var duplicates: String
+    var recovery: String
+    var failures: [String] = []
+
+    static func table(_ rows: [FaultResult]) -> String {
+        var s = "| fault | times | readings lost | upstream messages lost | duplicates | recovery | holds |\n"
+        s += "| --- | --- | --- | --- | --- | --- | --- |\n"
+        for r in rows {
+            s += "| \(r.fault) | \(r.times) | \(r.readingsLost) | \(r.messagesLost) | \(r.duplicates) | \(r.recovery) | \(r.failures.isEmpty ? "yes" : "**NO**") |\n"
+        }
+        return s
+    }
+
+    static func write(_ table: String) throws -> String {
+        let dir = Repository.root.appendingPathComponent("results").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        f.timeZone = TimeZone(identifier: "UTC")
+        let path = "\(dir)/faults-\(f.string(from: Date())).md"
+        let text = "# vigil-faults, \(Timestamp.now().rfc3339), \(ProcessInfo.processInfo.activeProcessorCount) cores\n\n\(table)"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        try? text.write(toFile: "\(dir)/faults-latest.md", atomically: true, encoding: .utf8)
+        return path
+    }
+}
+
+/// Milliseconds, for the table.
+func ms(_ seconds: Double) -> String { String(format: "%.0f ms", seconds * 1000) }
+
+func percentile(_ xs: [Double], _ p: Double) -> Double {
+    guard !xs.isEmpty else { return 0 }
+    let s = xs.sorted()
+    return s[min(s.count - 1, Int((Double(s.count - 1) * p).rounded()))]
+}
+
+/// A flag the publishing thread polls.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopped = false
+    func stop() { lock.withLock { stopped = true } }
+    var isStopped: Bool { lock.withLock { stopped } }
+}
+
+/// Waits until the stored count stops moving (what the broker held for vigil has drained).
+func waitUntilDrained(_ daemon: DaemonProcess, atLeast: Int64, timeout: TimeInterval = 120) {
+    var last: Int64 = -1
+    var stableSince = Date()
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        let c = daemon.storedCount()
+        if c != last {
+            last = c
+            stableSince = Date()
+        } else if c >= atLeast || Date().timeIntervalSince(stableSince) > 3 {
+            if Date().timeIntervalSince(stableSince) > 0.5 { return }
+        }
+        usleep(50_000)
+    }
+}
+
+/// The stored values of `filter`, with how many rows each has.
+func storedValueCounts(_ daemon: DaemonProcess, _ filter: String = "#") throws -> [Int: Int] {
+    var counts: [Int: Int] = [:]
+    for r in try daemon.readings(filter) { counts[Int(r.value), default: 0] += 1 }
+    return counts
+}
+
+/// A query on the daemon's buffer, on a connection of its own.
+func scalar(_ daemon: DaemonProcess, _ sql: String) throws -> Int64 {
+    let db = try SQLiteDatabase(path: BufferOptions(directory: daemon.stateDir).databasePath, readOnly: true)
+    db.setBusyTimeout(milliseconds: 5000)
+    return try db.scalarInt(sql) ?? 0
+}
