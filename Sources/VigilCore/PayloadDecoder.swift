@@ -175,6 +175,7 @@ public struct PayloadDecoder {
         let mark = out.count
         i = 1
         var stringFields: [String] = []
+        var seen: [String: Int]?
         for _ in 0..<Int(root.count) {
             let v = i + 1
             let node = tape.nodes[v]
@@ -186,7 +187,19 @@ public struct PayloadDecoder {
                 guard node.number.isFinite else {
                     throw RejectReason(.nonFinite, "field \(name) is out of range")
                 }
-                out.append(DecodedValue(metric: name, value: node.number, timestamp: timestamp, unit: unit))
+                // A field named twice: the last one wins, as for "value", "ts" and "unit". A few
+                // fields are searched; past 16 a dictionary keeps 10,000 keys from costing n².
+                let earlier = seen.map { $0[name] } ?? out[mark...].firstIndex { $0.metric == name }
+                if let earlier {
+                    out[earlier].value = node.number
+                } else {
+                    out.append(DecodedValue(metric: name, value: node.number, timestamp: timestamp, unit: unit))
+                    if seen != nil {
+                        seen![name] = out.count - 1
+                    } else if out.count - mark == 16 {
+                        seen = Dictionary(uniqueKeysWithValues: out[mark...].indices.map { (out[$0].metric!, $0) })
+                    }
+                }
             } else if node.kind == .string, !Self.isMetadataKey(tape, i, b), stringFields.count < 3 {
                 stringFields.append(tape.string(i, in: b))
             }
@@ -238,7 +251,10 @@ public struct PayloadDecoder {
             }
             return t
         case .string:
-            guard let t = Timestamp.parseRFC3339(tape.rawBytes(v, in: b)) else {
+            // A string with escapes (`\u005A` for `Z`) is parsed as it decodes, not as written.
+            let parsed =
+                tape.nodes[v].escaped ? Timestamp.parseRFC3339(tape.string(v, in: b)) : Timestamp.parseRFC3339(tape.rawBytes(v, in: b))
+            guard let t = parsed else {
                 throw RejectReason(
                     .badTimestamp, "the timestamp \(quoted(tape.string(v, in: b))) is not RFC 3339")
             }
