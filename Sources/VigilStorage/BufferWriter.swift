@@ -20,6 +20,9 @@ public struct BufferOptions: Sendable, Hashable {
     public var durability: Durability = .normal
     public var retention: TimeSpan = .days(7)
     public var maxSize: ByteSize = ByteSize(bytes: 1 << 30)
+    /// Free space the buffer's filesystem must keep: below it ingest pauses (the broker
+    /// keeps the messages) until space returns.
+    public var minFree: ByteSize = ByteSize(bytes: 16 << 20)
     /// How many rejected messages are kept for `vigil rejects`.
     public var rejectsKept: Int = 1000
     /// How many bytes of a rejected payload are kept.

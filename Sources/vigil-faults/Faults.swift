@@ -44,6 +44,7 @@ struct Faults {
             if options.runs("crash") { results.append(try CrashFault.run(cycles: options.crashes, rng: &rng)) }
             if options.runs("broker") { results.append(try BrokerRestartFault.run(restarts: options.restarts, rng: &rng)) }
             if options.runs("outage") { results.append(try UpstreamOutageFault.run(seconds: options.outage)) }
+            if options.runs("disk") { results.append(try DiskFullFault.run()) }
         } while options.soak.map({ Date().timeIntervalSince(began) < $0 }) ?? false
         let table = FaultResult.table(results)
         print("")
@@ -61,7 +62,7 @@ struct Faults {
 
     static func usage(_ problem: String?) -> Never {
         if let problem { print("vigil-faults: \(problem)") }
-        print("usage: vigil-faults [--crashes N] [--restarts N] [--outage SECONDS] [--seed N] [--soak 2h] [--only crash,broker,outage]")
+        print("usage: vigil-faults [--crashes N] [--restarts N] [--outage SECONDS] [--seed N] [--soak 2h] [--only crash,broker,outage,disk]")
         exit(problem == nil ? 0 : 2)
     }
 }

@@ -35,7 +35,7 @@ extension VigilCommand {
                     up = " | upstream \(u.connected ? "connected" : "DOWN") backlog \(u.backlogAlerts + u.backlogAggregates)"
                 }
                 print(
-                    "\(running ? "running" : "STOPPED") | local \(s.local.connected ? "connected" : "DISCONNECTED") | ingest \(String(format: "%.0f", running ? i.rate : 0)) readings/s | stored \(i.readingsStored) | rejected \(i.rejected) | alerts \(alerts)\(up) | p99 \(fmt(i.publishToStoredMs.p99)) ms | buffer \(ByteSize(bytes: reader.fileBytes()))"
+                    "\(running ? "running" : "STOPPED")\(i.diskPaused == true ? " | PAUSED: disk nearly full" : "") | local \(s.local.connected ? "connected" : "DISCONNECTED") | ingest \(String(format: "%.0f", running ? i.rate : 0)) readings/s | stored \(i.readingsStored) | rejected \(i.rejected) | alerts \(alerts)\(up) | p99 \(fmt(i.publishToStoredMs.p99)) ms | buffer \(ByteSize(bytes: reader.fileBytes()))"
                 )
                 return
             }
@@ -54,6 +54,9 @@ extension VigilCommand {
             print(
                 "ingest: \(String(format: "%.1f", running ? i.rate : 0)) readings/s; \(i.messagesReceived) messages, \(i.readingsStored) readings stored, \(i.rejected) rejected, \(i.readingsDuplicate) duplicates since start"
             )
+            if i.diskPaused == true {
+                print("  PAUSED: the buffer's disk has less than buffer.min_free left; the broker keeps the messages")
+            }
             print(
                 "  publish-to-stored ms: p50 \(fmt(i.publishToStoredMs.p50)) p99 \(fmt(i.publishToStoredMs.p99)) p99.9 \(fmt(i.publishToStoredMs.p999)); inbox \(i.inboxDepth) waiting"
             )

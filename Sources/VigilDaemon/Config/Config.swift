@@ -93,6 +93,7 @@ public struct Settings: Sendable {
         if c.local != running.local { keys.append("local") }
         if c.subscriptions.map(\.filter) != running.subscriptions.map(\.filter) { keys.append("subscriptions (topics)") }
         if c.buffer.durability != running.buffer.durability { keys.append("buffer.durability") }
+        if c.buffer.minFree != running.buffer.minFree { keys.append("buffer.min_free") }
         if c.aggregate != running.aggregate { keys.append("aggregate") }
         if c.upstream != running.upstream { keys.append("upstream") }
         if c.httpListen != running.httpListen { keys.append("http") }
@@ -262,13 +263,16 @@ public struct VigilConfig: Sendable {
 
         c.buffer = BufferOptions(directory: c.stateDir)
         if let v = m["buffer"],
-            let bm = r.mapping(v.value, "buffer", allowed: ["retention", "max_size", "durability", "commit_interval", "commit_rows"])
+            let bm = r.mapping(v.value, "buffer", allowed: ["retention", "max_size", "min_free", "durability", "commit_interval", "commit_rows"])
         {
             if let x = bm["retention"], let d = r.duration(x.value, "buffer.retention") {
                 if d.micros <= 0 { r.error(x.value, "buffer.retention must be longer than 0") } else { c.buffer.retention = d }
             }
             if let x = bm["max_size"], let s = r.size(x.value, "buffer.max_size") {
                 if s.bytes < 1 << 20 { r.error(x.value, "buffer.max_size must be at least 1MiB") } else { c.buffer.maxSize = s }
+            }
+            if let x = bm["min_free"], let s = r.size(x.value, "buffer.min_free") {
+                if s.bytes < 1 << 20 { r.error(x.value, "buffer.min_free must be at least 1MiB") } else { c.buffer.minFree = s }
             }
             if let x = bm["durability"], let d = r.choice(x.value, "buffer.durability", Durability.self) { c.buffer.durability = d }
             if let x = bm["commit_interval"], let d = r.duration(x.value, "buffer.commit_interval") {

@@ -125,6 +125,7 @@ enum MetricsText {
         metric(
             "vigil_readings_pruned_total", "counter", "Readings deleted from the buffer, by why.",
             [("{why=\"retention\"}", Double(s.prunedRetention)), ("{why=\"max_size\"}", Double(s.prunedSize))])
+        metric("vigil_ingest_paused", "gauge", "1 while ingest waits for disk space (buffer.min_free).", [("", s.diskPaused ? 1 : 0)])
         metric("vigil_inbox_depth", "gauge", "Messages waiting between the MQTT thread and ingest.", [("", Double(daemon.pipeline.inbox.depth))])
         metric(
             "vigil_backpressure_seconds_total", "counter", "Time the MQTT thread waited because ingest was behind.",

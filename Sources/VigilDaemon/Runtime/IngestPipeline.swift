@@ -35,6 +35,9 @@ public struct IngestSnapshot: Sendable {
     public var bufferBytes: Int64 = 0
     /// Monotonic seconds of the last time the pipeline finished a loop turn (for the watchdog).
     public var lastProgress: Double = 0
+    /// Ingest waits because the buffer's filesystem has less than `buffer.min_free` left.
+    public var diskPaused = false
+    public var diskPauses: UInt64 = 0
     public var rejectedTotal: UInt64 { rejected.values.reduce(0, +) }
 }
 
@@ -103,6 +106,7 @@ public final class IngestPipeline: @unchecked Sendable {
     private var nextSeriesFlush = 0.0
     private var nextMaintenance = 0.0
     private var failing = false
+    private var diskGuard: DiskSpaceGuard
 
     /// A test hook: while set, the thread stops making progress (to test the watchdog).
     public let wedged = Atomic<Bool>(false)
@@ -121,6 +125,7 @@ public final class IngestPipeline: @unchecked Sendable {
         self.commit = commit
         self.status = status
         self.logger = logger
+        self.diskGuard = DiskSpaceGuard(directory: writer.options.directory, minFree: writer.options.minFree.bytes, logger: logger)
         readings.reserveCapacity(64)
     }
 
@@ -157,6 +162,20 @@ public final class IngestPipeline: @unchecked Sendable {
             } else {
                 deadline = Date().addingTimeInterval(min(1, max(0.001, nextStatusWrite - now)))
                 wakeAt = 1
+            }
+            // The disk nearly full: take nothing more. The inbox fills, libmosquitto stops
+            // reading and the broker keeps the messages until space returns.
+            let paused = diskGuard.check(now: now)
+            if paused != local.diskPaused {
+                local.diskPaused = paused
+                if paused { local.diskPauses += 1 }
+                publish()
+            }
+            if paused {
+                if inbox.isClosed { break }
+                upkeepWhilePaused(at: now)
+                usleep(50_000)
+                continue
             }
             let got = inbox.take(into: &batch, deadline: deadline, wakeAt: wakeAt)
             if got { process(batch) }
@@ -274,11 +293,12 @@ public final class IngestPipeline: @unchecked Sendable {
     private func commitPending() {
         guard writer.inTransaction || batchStartedAt != nil else { return }
         let start = DispatchTime.now().uptimeNanoseconds
+        let rows = writer.pendingRows
         do {
             try saveRuleStates(now: Timestamp.now())
             try writer.commit()
         } catch {
-            storageFailed(error)
+            storageFailed(error, rows: rows)
             return
         }
         let end = DispatchTime.now().uptimeNanoseconds
@@ -301,9 +321,10 @@ public final class IngestPipeline: @unchecked Sendable {
 
     /// A failed write or commit: the open transaction is rolled back and what it held is
     /// counted as lost; ingest goes on with the next message.
-    private func storageFailed(_ error: Error) {
-        let lost = writer.pendingRows
+    private func storageFailed(_ error: Error, rows: Int? = nil) {
+        let lost = rows ?? writer.pendingRows
         writer.rollback()
+        if let e = error as? SQLiteError, e.code == 13 { diskGuard.full() }  // SQLITE_FULL
         pendingPayloadTimes.removeAll(keepingCapacity: true)
         pendingReceiveTimes.removeAll(keepingCapacity: true)
         batchStartedAt = nil
@@ -318,6 +339,17 @@ public final class IngestPipeline: @unchecked Sendable {
         local.lastProgress = Self.monotonic()
         let copy = local
         stats.withLock { $0 = copy }
+    }
+
+    /// While ingest waits for disk space: the watchdog and the status record still see a
+    /// daemon that is alive (the status write may fail for want of space; it is retried).
+    private func upkeepWhilePaused(at now: Double) {
+        local.lastProgress = now
+        stats.withLock { $0.lastProgress = now }
+        if now >= nextStatusWrite {
+            nextStatusWrite = now + 1
+            try? writer.setMetaOutsideBatch("status", status.json(ingest: local, inboxDepth: inbox.depth, backPressure: inbox.backPressure))
+        }
     }
 
     private func upkeep(at now: Double) {

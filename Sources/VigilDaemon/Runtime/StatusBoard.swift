@@ -40,6 +40,9 @@ public struct IngestStatus: Codable, Sendable, Equatable {
     public var lastCommit: String?
     public var prunedRetention: UInt64
     public var prunedSize: UInt64
+    /// Paused because the buffer's disk has less than `buffer.min_free` left (absent in
+    /// records written before this field existed).
+    public var diskPaused: Bool?
 }
 
 public struct AlertsStatus: Codable, Sendable, Equatable {
@@ -119,7 +122,8 @@ public final class StatusBoard: Sendable {
                 rejectedByReason: Dictionary(uniqueKeysWithValues: s.rejected.map { ($0.key.rawValue, $0.value) }),
                 rate: rate, inboxDepth: inboxDepth, backPressureSeconds: backPressure.seconds,
                 publishToStoredMs: Percentiles(s.publishToStored), receiveToStoredMs: Percentiles(s.receiveToStored),
-                lastCommit: s.lastCommit?.rfc3339, prunedRetention: s.prunedRetention, prunedSize: s.prunedSize),
+                lastCommit: s.lastCommit?.rfc3339, prunedRetention: s.prunedRetention, prunedSize: s.prunedSize,
+                diskPaused: s.diskPaused),
             alerts: AlertsStatus(
                 rules: s.rules, active: Dictionary(uniqueKeysWithValues: s.activeAlerts.map { ($0.key.name, $0.value) }),
                 transitions: s.transitions),

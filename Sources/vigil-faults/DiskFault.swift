@@ -1,0 +1,65 @@
+import Foundation
+import VigilCore
+import VigilStorage
+import VigilTestSupport
+
+/// The buffer's filesystem fills up under load (a 24 MiB tmpfs), then gets room again
+/// (remounted at 256 MiB): vigil must not crash, must say so clearly, must lose nothing
+/// (the broker keeps the messages while ingest waits) and must resume by itself.
+enum DiskFullFault {
+    static func run() throws -> FaultResult {
+        var result = FaultResult(fault: "buffer filesystem full (24 MiB tmpfs) under 5,000 readings/s, then room again", times: 1, readingsLost: "", messagesLost: "n/a", duplicates: "", recovery: "")
+        let mountPoint = TemporaryDirectory("vigil-diskfull")
+        guard mount(["-t", "tmpfs", "-o", "size=24m", "tmpfs", mountPoint.path]) else {
+            result.readingsLost = "skipped: cannot mount a tmpfs here (needs root)"
+            return result
+        }
+        defer { _ = mount(["-l", mountPoint.path], command: "/usr/bin/umount") }
+        let broker = try Broker()
+        let daemon = try DaemonProcess(config: DaemonProcess.config(gateway: "gw-disk", localPort: broker.port, buffer: "  min_free: 4MiB"))
+        // The daemon's state folder is the tmpfs.
+        try FileManager.default.createDirectory(atPath: mountPoint.file("state"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: daemon.stateDir, withDestinationPath: mountPoint.file("state"))
+        try daemon.start()
+        let publisher = try TestPublisher(broker: broker, topics: (0..<20).map { "energy/s\($0)/m/v" })
+        let stop = StopFlag()
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            publisher.publish(count: Int.max / 2, rate: 5000, shouldStop: { stop.isStopped })
+            done.signal()
+        }
+        let paused = eventually(timeout: 120, interval: 0.1) { daemon.log.contains("ingest paused") }
+        if !paused { result.failures.append("ingest never paused (log: \(daemon.log.suffix(500)))") }
+        usleep(3_000_000)  // full for a while, under load
+        if !daemon.isRunning { result.failures.append("vigil exited with the disk full") }
+        let sqliteFull = daemon.log.contains("disk is full")
+        let remounted = Date()
+        _ = mount(["-o", "remount,size=256m", mountPoint.path])
+        let resumed = eventually(timeout: 30, interval: 0.02) { daemon.log.contains("ingest resumed") }
+        let recovery = Date().timeIntervalSince(remounted)
+        if !resumed { result.failures.append("ingest did not resume once space returned") }
+        usleep(1_000_000)
+        stop.stop()
+        done.wait()
+        let sent = publisher.publisher.acknowledged
+        _ = publisher.publisher.waitForAcknowledgements(sent, timeout: 60)
+        waitUntilDrained(daemon, atLeast: Int64(sent))
+        let counts = try storedValueCounts(daemon)
+        let missing = (0..<sent).filter { counts[$0] == nil }.count
+        if missing > 0 { result.failures.append("\(missing) readings lost to the full disk") }
+        if sqliteFull { result.failures.append("a commit failed with SQLITE_FULL: min_free did not keep the disk from filling") }
+        if !daemon.isRunning || daemon.stop() != 0 { result.failures.append("vigil did not stop cleanly after the fault") }
+        result.readingsLost = "\(missing) of \(sent)"
+        result.duplicates = "stored: \(counts.values.filter { $0 > 1 }.count)"
+        result.recovery = "ingest resumed \(ms(recovery)) after space returned"
+        publisher.close()
+        print("disk full: \(result.readingsLost) lost; \(result.recovery); log said: \(daemon.log.split(separator: "\n").first { $0.contains("ingest paused") } ?? "")")
+        return result
+    }
+
+    @discardableResult
+    static func mount(_ args: [String], command: String = "/usr/bin/mount") -> Bool {
+        guard let r = try? ChildProcess.run(command, args) else { return false }
+        return r.status == 0
+    }
+}
