@@ -25,10 +25,13 @@ public final class DaemonProcess: @unchecked Sendable {
     }
 
     /// The standard three subscriptions of the SPEC, for a broker on `port`.
+    /// - Parameter durability: `buffer.durability` (`normal` or `full`); nil leaves the default.
     public static func config(
-        gateway: String = "gw-test", localPort: Int, qos: Int = 1, extra: String = "", buffer: String = ""
+        gateway: String = "gw-test", localPort: Int, qos: Int = 1, durability: String? = nil, extra: String = "",
+        buffer: String = ""
     ) -> String {
-        """
+        let durabilityLine = durability.map { "\n  durability: \($0)" } ?? ""
+        return """
         gateway_id: \(gateway)
         state_dir: ./state
         rules_dir: ./rules.d
@@ -50,7 +53,7 @@ public final class DaemonProcess: @unchecked Sendable {
             format: senml
         buffer:
           retention: 7d
-          max_size: 1GiB
+          max_size: 1GiB\(durabilityLine)
         \(buffer)
         \(extra)
         """
@@ -166,6 +169,7 @@ public struct DaemonStatusView {
     public var upstreamConnected: Bool?
     public var publishToStoredP50: Double
     public var publishToStoredP99: Double
+    public var publishToStoredP999: Double
     public var readingsStored: UInt64
 
     init?(json: String) {
@@ -178,6 +182,7 @@ public struct DaemonStatusView {
         let lat = ingest["publish_to_stored_ms"] as? [String: Any]
         publishToStoredP50 = (lat?["p50"] as? NSNumber)?.doubleValue ?? 0
         publishToStoredP99 = (lat?["p99"] as? NSNumber)?.doubleValue ?? 0
+        publishToStoredP999 = (lat?["p999"] as? NSNumber)?.doubleValue ?? 0
         readingsStored = (ingest["readings_stored"] as? NSNumber)?.uint64Value ?? 0
         upstreamConnected = (obj["upstream"] as? [String: Any])?["connected"] as? Bool
     }

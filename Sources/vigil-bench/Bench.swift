@@ -7,85 +7,220 @@ import VigilTestSupport
 /// `vigil-bench`: vigil against the broker's own ceiling, in one run, on this machine.
 ///
 /// Starts its own mosquitto on a free loopback port; measures what `mosquitto_sub` to
-/// /dev/null receives per second from the same publisher (the ceiling), then what vigil
-/// stores per second at saturation, publish-to-stored latency at a paced 10,000
-/// readings/s, resident memory at idle, and CPU seconds per 10,000 readings.
+/// /dev/null receives per second from the same publisher (the ceiling, at QoS 0 and 1);
+/// then sweeps vigil at rising paced rates up to saturation and unpaced, at QoS 0 and 1,
+/// durability normal and full; then vigil with the shipped rule packs, the rule engine
+/// alone, and the upstream backlog's drain. Prints a markdown report and writes it, with
+/// an SVG plot, to results/ (git ignores it).
 @main
 struct Bench {
     static func main() throws {
         let args = CommandLine.arguments.dropFirst()
+        if let bad = args.first(where: { $0 != "--quick" }) {
+            print("usage: vigil-bench [--quick]  (unknown: \(bad))")
+            exit(2)
+        }
         let quick = args.contains("--quick")
+        guard Broker.isAvailable, let sub = mosquittoSub else {
+            print("vigil-bench needs mosquitto and mosquitto_sub (apt-get install mosquitto mosquitto-clients)")
+            exit(1)
+        }
+        let began = Date()
+        let loadBefore = loadAverage()
+        useSiblingDaemon()
         let n = quick ? 50_000 : 200_000
-        let pacedRate = 10_000.0
-        let pacedSeconds = quick ? 3.0 : 8.0
-        print("vigil-bench: \(n) readings per saturation run, \(Int(pacedRate))/s paced for \(Int(pacedSeconds))s; \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        // Best of two for the figures the summary compares; one run each with --quick.
+        let runs = quick ? 1 : 2
+        // Paced steps end a quarter second before the daemon's next once-a-second status
+        // record (the step starts just after one), which then holds the step's latencies.
+        let plan = Sweep.Plan(firstRate: 5_000, maxRate: 1_280_000, stepSeconds: quick ? 0.75 : 3.75, unpacedCount: n)
+        print(
+            "vigil-bench\(quick ? " --quick" : ""): \(ProcessInfo.processInfo.activeProcessorCount) cores; paced steps of \(plan.stepSeconds) s from \(Int(plan.firstRate))/s, doubling; \(n) readings unpaced"
+        )
+        print("vigil: \(DaemonProcess.binary)")
         let broker = try Broker()
         let topics = (0..<100).map { "energy/site-\($0 % 10)/meter-\($0)/voltage" }
 
-        // 1. The broker's ceiling: mosquitto_sub to /dev/null.
-        let ceiling = try measureCeiling(broker: broker, topics: topics, n: n)
-        print(String(format: "ceiling (mosquitto_sub -q 0 > /dev/null): %.0f msg/s", ceiling))
+        // 1. The broker's ceiling: mosquitto_sub to /dev/null, at each QoS. Best of two:
+        // one short run is at the mercy of what else the machine does.
+        var ceilings: [Int32: Double] = [:]
+        for qos: Int32 in [0, 1] {
+            ceilings[qos] = try (0..<runs).map { k in try measureCeiling(sub, broker: broker, topics: topics, n: n, qos: qos, run: k) }.max()!
+            print(String(format: "ceiling (mosquitto_sub -q %d > /dev/null): %.0f msg/s", qos, ceilings[qos]!))
+        }
 
-        // 2. vigil at saturation, QoS 0, without rules and with the shipped rule packs.
-        // Best of two runs each: one short run is at the mercy of what else the machine does.
-        let sat = try [0, 1].map { _ in try measureSaturation(broker: broker, topics: topics, n: n, qos: 0) }.max { $0.rate < $1.rate }!
-        let withRules = try [0, 1].map { _ in try measureSaturation(broker: broker, topics: topics, n: n, qos: 0, rules: shippedRules()) }
-            .max { $0.rate < $1.rate }!
-        // 3. vigil at a paced 10k/s: latency.
-        let paced = try measurePaced(broker: broker, topics: topics, rate: pacedRate, seconds: pacedSeconds)
+        // 2. The sweep: each configuration at rising paced rates, then unpaced.
+        var sweep: [(Sweep.Configuration, [Sweep.Measured])] = []
+        for (k, config) in Sweep.configurations.enumerated() {
+            print("sweep \(config.label): [\(Int(Date().timeIntervalSince(began))) s]")
+            // The first configuration's unpaced run is the headline figure: best of two.
+            let steps = try Sweep.run(
+                config, broker: broker, topics: topics, plan: plan, unpacedRuns: k == 0 ? runs : 1, idleSettle: k == 0 ? 1.5 : 0)
+            sweep.append((config, steps))
+        }
+        let base = sweep[0].1
+        let sat = base.last!
+        let idleRSS = base[0].idleRSS
+        let peakRSS = sweep.flatMap(\.1).map(\.peakRSS).max() ?? 0
+        let paced10k = base.first { $0.offered == 10_000 }
+
+        // 3. The same saturation with the shipped rule packs loaded.
+        print("rules: [\(Int(Date().timeIntervalSince(began))) s]")
+        let rules = shippedRules()
+        let withRules = try (0..<runs).map { _ in
+            try Sweep.step(Sweep.configurations[0], broker: broker, topics: topics, rate: 0, count: n, rules: rules)
+        }.max { $0.stored < $1.stored }!
+        print(String(format: "with the shipped rule packs (%d files): %.0f readings/s", rules.count, withRules.stored))
         // 4. The rule engine alone: 1,000 rules over 10,000 series.
         let engine = RuleBench.run(readings: quick ? 500_000 : 2_000_000)
+        print(String(format: "rule engine: %.2f us per reading", engine.microsPerReading))
         // 5. Upstream away, then back: the backlog's drain.
-        let drain = try DrainBench.run(outage: quick ? 8 : 20)
+        print("drain: [\(Int(Date().timeIntervalSince(began))) s]")
+        let outage = quick ? 5.0 : 20
+        let drain = try DrainBench.run(outage: outage)
 
-        let ratio = sat.rate / ceiling
-        print("")
-        print("| measure | value | target |")
-        print("| --- | --- | --- |")
-        print(String(format: "| broker ceiling (mosquitto_sub to /dev/null) | %.0f msg/s | |", ceiling))
-        print(String(format: "| vigil sustained, QoS 0, into the buffer | %.0f readings/s | |", sat.rate))
-        print(String(format: "| ratio to the ceiling | %.0f %% | >= 85 %% |", ratio * 100))
-        print(String(format: "| publish-to-stored p50 at %.0f/s | %.2f ms | |", pacedRate, paced.p50))
-        print(String(format: "| publish-to-stored p99 at %.0f/s | %.2f ms | < 20 ms |", pacedRate, paced.p99))
-        print(String(format: "| RSS at idle | %.1f MB | < 30 MB |", sat.idleRSS))
-        print(String(format: "| RSS peak under load | %.1f MB | |", sat.peakRSS))
-        print(String(format: "| CPU per 10,000 readings (saturation) | %.3f s | |", sat.cpuPer10k))
-        print(String(format: "| CPU per 10,000 readings (paced 10k/s) | %.3f s | |", paced.cpuPer10k))
-        print(String(format: "| bytes on disk per reading | %.1f | |", sat.bytesPerReading))
-        print(String(format: "| vigil sustained with the shipped rule packs | %.0f readings/s (%.0f %% of without) | >= 90 %% |", withRules.rate, withRules.rate / sat.rate * 100))
-        print(String(format: "| rule evaluation, %d rules over %d series | %.2f us per reading (%.1f rules per reading) | < 5 us |", engine.rules, engine.series, engine.microsPerReading, engine.rulesPerReading))
-        print(String(format: "| backlog drain after an outage (%lld messages) | %.0f msg/s, %.1fx the live rate of %.0f aggregates/s | >= 5x |", drain.backlog, drain.drainRate, drain.drainRate / drain.liveRate, drain.liveRate))
-        print(String(format: "| RSS while upstream is away: start / max / end of the outage | %.1f / %.1f / %.1f MB | flat (SQLite's page cache is bounded at 4 MiB) |", drain.rssStart, drain.rssMax, drain.rssEnd))
-    }
-
-    static func publisher(_ broker: Broker, _ topics: [String], qos: Int32) throws -> TestPublisher {
-        try TestPublisher(broker: broker, topics: topics, qos: qos)
-    }
-
-    static func measureCeiling(broker: Broker, topics: [String], n: Int) throws -> Double {
-        guard let sub = ["/usr/bin/mosquitto_sub", "/usr/local/bin/mosquitto_sub"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            print("mosquitto_sub not found (apt-get install mosquitto-clients)")
-            exit(1)
+        var summary: [BenchReport.Row] = [
+            .init(
+                "broker ceiling (mosquitto_sub to /dev/null), QoS 0 / QoS 1",
+                "\(BenchReport.grouped(ceilings[0]!)) / \(BenchReport.grouped(ceilings[1]!)) msg/s")
+        ]
+        for (k, (config, steps)) in sweep.enumerated() {
+            let s = steps.last!
+            let ratio = s.stored / ceilings[config.qos]!
+            summary.append(
+                .init(
+                    "vigil sustained, \(config.label), into the buffer (unpaced)",
+                    "\(BenchReport.grouped(s.stored)) readings/s, \(BenchReport.fixed(ratio * 100, 0)) % of the QoS \(config.qos) ceiling",
+                    k == 0 ? ">= 85 %" : ""))
         }
-        let child = try ChildProcess(sub, ["-h", broker.host, "-p", "\(broker.port)", "-t", "energy/#", "-q", "0", "-C", "\(n)", "-i", "ceiling"])
-        // Wait until the subscriber is in (the broker logs its subscription).
-        eventually(timeout: 10) { broker.log.contains("ceiling") && broker.log.contains("0 energy/#") }
+        let held = sweep.map { config, steps in
+            "\(config.label): \(steps.filter { $0.offered != nil && !$0.saturated }.compactMap(\.offered).max().map { BenchReport.grouped($0) } ?? "-")"
+        }
+        summary.append(.init("highest paced rate stored within 5 %, readings/s", held.joined(separator: "; ")))
+        if let p = paced10k {
+            summary.append(
+                .init(
+                    "publish-to-stored p50 / p99 / p99.9 at 10,000/s (QoS 0, normal)",
+                    "\(BenchReport.fixed(p.p50, 2)) / \(BenchReport.fixed(p.p99, 2)) / \(BenchReport.fixed(p.p999, 2)) ms", "p99 < 20 ms"))
+        }
+        summary += [
+            .init(
+                "RSS at idle / peak under load (any step)", "\(BenchReport.fixed(idleRSS, 1)) / \(BenchReport.fixed(peakRSS, 1)) MB",
+                "idle < 30 MB"),
+            .init(
+                "CPU per 10,000 readings, saturation / paced 10k/s (QoS 0, normal)",
+                "\(BenchReport.fixed(sat.cpuPer10k, 3)) / \(paced10k.map { BenchReport.fixed($0.cpuPer10k, 3) } ?? "-") s"),
+            .init(
+                "bytes written / database file per reading, saturation (QoS 0, normal)",
+                "\(BenchReport.grouped(sat.writtenPerReading)) / \(BenchReport.fixed(sat.filePerReading, 1))"),
+            .init(
+                "sustained with the shipped rule packs loaded (QoS 0, normal)",
+                "\(BenchReport.grouped(withRules.stored)) readings/s, \(BenchReport.fixed(withRules.stored / sat.stored * 100, 0)) % of without",
+                ">= 90 %"),
+            .init(
+                "rule evaluation, \(BenchReport.grouped(Double(engine.rules))) rules over \(BenchReport.grouped(Double(engine.series))) series",
+                String(format: "%.2f µs per reading (%.1f rules per reading)", engine.microsPerReading, engine.rulesPerReading), "< 5 µs"),
+            .init(
+                "backlog drain after \(Int(outage)) s without upstream (\(drain.backlog) messages), live data flowing",
+                String(format: "%@ msg/s, %.0fx the live rate of %.0f aggregates/s", BenchReport.grouped(drain.drainRate), drain.drainRate / drain.liveRate, drain.liveRate),
+                ">= 5x"),
+            .init(
+                "RSS while upstream is away: start / max / end", String(format: "%.1f / %.1f / %.1f MB", drain.rssStart, drain.rssMax, drain.rssEnd),
+                "flat"),
+        ]
+
+        let stamp = timestamp(began)
+        let elapsed = Date().timeIntervalSince(began)
+        let report = BenchReport(
+            title: "vigil-bench \(stamp)",
+            context: [
+                "command: `scripts/bench\(quick ? " --quick" : "")`, \(Int(elapsed.rounded())) s",
+                "machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, Linux \(uname()), \(mosquittoVersion())",
+                "load average (1, 5, 15 min) before / after: \(loadBefore) / \(loadAverage()): anything else running skews every figure",
+                "vigil: \(gitDescription()), release build, static Swift runtime",
+            ],
+            ceilings: [.init(label: "QoS 0", rate: ceilings[0]!), .init(label: "QoS 1", rate: ceilings[1]!)],
+            summary: summary,
+            steps: sweep.flatMap { config, steps in steps.map { $0.step(config, ceiling: ceilings[config.qos]!) } })
+
+        print("")
+        for line in report.context { print("- " + line) }
+        print("")
+        print(report.summaryTable())
+        print(report.sweepTable())
+        try write(report, stamp: stamp)
+    }
+
+    /// Runs the `vigil` built next to this binary, whatever VIGIL_BINARY says: the bench
+    /// measures the build it belongs to.
+    static func useSiblingDaemon() {
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let sibling = exe.deletingLastPathComponent().appendingPathComponent("vigil").path
+        if FileManager.default.isExecutableFile(atPath: sibling) { setenv("VIGIL_BINARY", sibling, 1) }
+    }
+
+    /// results/bench-<UTC timestamp>.md and .svg, and results/latest.md and latest.svg.
+    static func write(_ report: BenchReport, stamp: String) throws {
+        let dir = Repository.root.appendingPathComponent("results")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let svg = report.svg()
+        for name in ["bench-\(stamp)", "latest"] {
+            try report.markdown(plot: "\(name).svg").write(to: dir.appendingPathComponent("\(name).md"), atomically: true, encoding: .utf8)
+            try svg.write(to: dir.appendingPathComponent("\(name).svg"), atomically: true, encoding: .utf8)
+        }
+        print("written: \(dir.path)/bench-\(stamp).md, .svg (and latest.md, latest.svg)")
+    }
+
+    static func timestamp(_ d: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        return f.string(from: d)
+    }
+
+    /// The first three fields of /proc/loadavg.
+    static func loadAverage() -> String {
+        let s = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? ""
+        return s.split(separator: " ").prefix(3).joined(separator: " ")
+    }
+
+    static func uname() -> String {
+        ((try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8)) ?? "?").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func mosquittoVersion() -> String {
+        guard let exe = Broker.executable, let r = try? ChildProcess.run(exe, ["-h"]) else { return "mosquitto" }
+        let first = (r.stdout + r.stderr).split(separator: "\n").first.map(String.init) ?? "mosquitto"
+        return first.replacingOccurrences(of: " running", with: "")
+    }
+
+    static func gitDescription() -> String {
+        let root = Repository.root.path
+        guard let r = try? ChildProcess.run("/usr/bin/git", ["-C", root, "describe", "--always", "--dirty"]), r.status == 0 else {
+            return "unknown commit"
+        }
+        return "commit " + r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static var mosquittoSub: String? {
+        ["/usr/bin/mosquitto_sub", "/usr/local/bin/mosquitto_sub"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// What `mosquitto_sub` (`sub`) receives per second, to /dev/null, from one publisher at `qos`.
+    static func measureCeiling(_ sub: String, broker: Broker, topics: [String], n: Int, qos: Int32, run: Int) throws -> Double {
+        let id = "ceiling-q\(qos)-\(run)"
+        let child = try ChildProcess(sub, ["-h", broker.host, "-p", "\(broker.port)", "-t", "energy/#", "-q", "\(qos)", "-C", "\(n)", "-i", id])
+        // Wait until the subscriber is in (the broker logs its connection), then a moment for its SUBSCRIBE.
+        eventually(timeout: 10) { broker.log.contains(" as \(id) ") }
         usleep(200_000)
-        let pub = try publisher(broker, topics, qos: 0)
+        let pub = try TestPublisher(broker: broker, topics: topics, qos: qos)
         let start = DispatchTime.now().uptimeNanoseconds
         pub.publish(count: n, rate: 0)
         child.wait()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         pub.close()
         return Double(n) / seconds
-    }
-
-    struct Saturation {
-        var rate: Double
-        var idleRSS: Double
-        var peakRSS: Double
-        var cpuPer10k: Double
-        var bytesPerReading: Double
     }
 
     /// The shipped rule packs (config/rules.d), next to this checkout.
@@ -96,98 +231,5 @@ struct Bench {
             out[name] = try? String(contentsOfFile: dir + "/" + name, encoding: .utf8)
         }
         return out
-    }
-
-    static func measureSaturation(broker: Broker, topics: [String], n: Int, qos: Int32, rules: [String: String] = [:]) throws
-        -> Saturation
-    {
-        let daemon = try DaemonProcess(config: DaemonProcess.config(gateway: "gw-bench", localPort: broker.port, qos: Int(qos)))
-        for (name, text) in rules { try text.write(toFile: daemon.directory.file("rules.d/\(name)"), atomically: true, encoding: .utf8) }
-        try daemon.start()
-        usleep(2_000_000)
-        let pid = daemon.pid!
-        let idle = ProcStat.rssMB(pid)
-        let cpu0 = ProcStat.cpuSeconds(pid)
-        let pub = try publisher(broker, topics, qos: qos)
-        let start = DispatchTime.now().uptimeNanoseconds
-        // Realistic values (a supply voltage around 224 V), so the rules judge what they would in the field.
-        let report = pub.publisher.run(count: n, rate: 0) { i, t in
-            (topics[i % topics.count], Array("{\"value\":\(224 + Double(i % 50) / 10),\"ts\":\(t.secondsString),\"seq\":\(i)}".utf8))
-        }
-        var last: Int64 = 0
-        var lastChange = Date()
-        while true {
-            let c = daemon.storedCount()
-            if c >= Int64(n) { break }
-            if c != last {
-                last = c
-                lastChange = Date()
-            } else if Date().timeIntervalSince(lastChange) > 5 {
-                print("vigil stopped at \(c) of \(n) readings")
-                break
-            }
-            usleep(5_000)
-        }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        let stored = Double(daemon.storedCount())
-        let cpu = ProcStat.cpuSeconds(pid) - cpu0
-        let peak = ProcStat.peakRSSMB(pid)
-        let bytes = Double((try? daemon.reader().fileBytes()) ?? 0)
-        print(String(format: "vigil QoS %d%@: %.0f readings in %.2fs (publisher %.0f msg/s), cpu %.2fs", qos, rules.isEmpty ? "" : " with rules", stored, seconds, report.rate, cpu))
-        pub.close()
-        daemon.stop()
-        return Saturation(
-            rate: stored / seconds, idleRSS: idle, peakRSS: peak, cpuPer10k: cpu / (stored / 10_000),
-            bytesPerReading: bytes / max(1, stored))
-    }
-
-    struct Paced {
-        var p50: Double
-        var p99: Double
-        var cpuPer10k: Double
-    }
-
-    static func measurePaced(broker: Broker, topics: [String], rate: Double, seconds: Double) throws -> Paced {
-        let daemon = try DaemonProcess(config: DaemonProcess.config(gateway: "gw-bench-paced", localPort: broker.port, qos: 0))
-        try daemon.start()
-        let pid = daemon.pid!
-        let cpu0 = ProcStat.cpuSeconds(pid)
-        let pub = try publisher(broker, topics, qos: 0)
-        let n = Int(rate * seconds)
-        let report = pub.publish(count: n, rate: rate)
-        eventually(timeout: 30) { daemon.storedCount() >= Int64(n) }
-        let cpu = ProcStat.cpuSeconds(pid) - cpu0
-        usleep(1_500_000)  // the status record is written every second
-        let status = daemon.status()
-        print(String(format: "vigil paced: %d readings at %.0f/s (publisher max lag %.1f ms)", n, report.rate, report.maxLag * 1000))
-        pub.close()
-        daemon.stop()
-        return Paced(p50: status?.publishToStoredP50 ?? -1, p99: status?.publishToStoredP99 ?? -1, cpuPer10k: cpu / (Double(n) / 10_000))
-    }
-}
-
-/// Figures from /proc for one process.
-enum ProcStat {
-    static func field(_ pid: Int32, _ name: String) -> Double {
-        guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-        for line in s.split(separator: "\n") where line.hasPrefix(name + ":") {
-            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
-            if parts.count >= 2, let kb = Double(parts[1]) { return kb / 1024 }
-        }
-        return 0
-    }
-
-    static func rssMB(_ pid: Int32) -> Double { field(pid, "VmRSS") }
-    static func peakRSSMB(_ pid: Int32) -> Double { field(pid, "VmHWM") }
-
-    /// User plus system CPU seconds so far.
-    static func cpuSeconds(_ pid: Int32) -> Double {
-        guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = s.lastIndex(of: ")")
-        else { return 0 }
-        let fields = s[s.index(after: close)...].split(separator: " ")
-        // After the command: state is field 3; utime and stime are fields 14 and 15.
-        guard fields.count > 13, let u = Double(fields[11]), let k = Double(fields[12]) else { return 0 }
-        return (u + k) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 }
