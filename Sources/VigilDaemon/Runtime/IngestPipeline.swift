@@ -171,8 +171,9 @@ public final class IngestPipeline: @unchecked Sendable {
                 if paused { local.diskPauses += 1 }
                 publish()
             }
-            if paused {
-                if inbox.isClosed { break }
+            // Stopping while paused: what the inbox holds (acknowledged to the broker
+            // already) is written into the reserve that min_free kept.
+            if paused && !inbox.isClosed {
                 upkeepWhilePaused(at: now)
                 usleep(50_000)
                 continue
