@@ -314,6 +314,7 @@ public struct PayloadDecoder {
             throw RejectReason(.invalidSenML, "a SenML pack is a JSON array, found \(Self.kindName(root.kind))")
         }
         guard root.count > 0 else { throw RejectReason(.invalidSenML, "the pack is empty") }
+        let mark = out.count
         var baseName = ""
         var baseTime = 0.0
         var baseUnit: String?
@@ -412,7 +413,7 @@ public struct PayloadDecoder {
             out.append(DecodedValue(metric: metric, value: number, timestamp: timestamp, unit: unit ?? baseUnit))
         }
         skippedRecords += skipped
-        if out.isEmpty {
+        if out.count == mark {
             throw RejectReason(.noReadings, "the pack has no record with a numeric value")
         }
     }
