@@ -258,6 +258,10 @@ public struct PayloadDecoder {
                 throw RejectReason(
                     .badTimestamp, "the timestamp \(quoted(tape.string(v, in: b))) is not RFC 3339")
             }
+            // As for numbers: a time before 1970 is no sensor's reading.
+            guard t.micros > 0 else {
+                throw RejectReason(.badTimestamp, "the timestamp \(quoted(tape.string(v, in: b))) is not after 1970")
+            }
             return t
         default:
             throw RejectReason(.badTimestamp, "the timestamp is \(kindName(node.kind))")
@@ -412,10 +416,10 @@ public struct PayloadDecoder {
             }
             out.append(DecodedValue(metric: metric, value: number, timestamp: timestamp, unit: unit ?? baseUnit))
         }
-        skippedRecords += skipped
         if out.count == mark {
             throw RejectReason(.noReadings, "the pack has no record with a numeric value")
         }
+        skippedRecords += skipped  // only for a pack that is taken
     }
 
     private func senmlNumber(_ v: Int, _ key: String) throws(RejectReason) -> Double {

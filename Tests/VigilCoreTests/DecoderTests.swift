@@ -79,7 +79,10 @@ struct DecoderTests {
         #expect(try ts("\"2025-11-23T10:00:12.120Z\"") == Timestamp(micros: 1_763_892_012_120_000))
         #expect(try ts("\"2025-11-23T18:00:12+08:00\"") == Timestamp(seconds: 1_763_892_012))
         #expect(try ts("1.763892e9") == Timestamp(seconds: 1_763_892_000))
-        for bad in ["-5", "0", "\"yesterday\"", "\"2025-13-01T00:00:00Z\"", "true", "\"2025-02-30T00:00:00Z\""] {
+        for bad in [
+            "-5", "0", "\"yesterday\"", "\"2025-13-01T00:00:00Z\"", "true", "\"2025-02-30T00:00:00Z\"",
+            "\"0001-01-01T00:00:00Z\"", "\"1970-01-01T00:00:00Z\"", "\"1969-12-31T23:59:59Z\"",
+        ] {
             #expect(rejection { _ = try ts(bad) } == .badTimestamp, "\(bad)")
         }
     }
@@ -146,6 +149,10 @@ struct DecoderTests {
             DecodedValue(metric: "temp", value: 23.5, timestamp: Timestamp(seconds: 1_276_020_076), unit: "Cel"),
             DecodedValue(metric: "pressure", value: 101325, timestamp: Timestamp(seconds: 1_276_020_076), unit: "Pa"),
         ])
+        #expect(decoder.skippedRecords == 2)
+        // A pack rejected for having no number at all counts nothing as skipped.
+        let onlyStrings = Array(#"[{"n":"state","vs":"on"},{"n":"door","vb":true}]"#.utf8)
+        #expect(rejection { try onlyStrings.withUnsafeBytes { try decoder.decode($0, format: .senml, topicMetric: nil, receivedAt: now, into: &out) } } == .noReadings)
         #expect(decoder.skippedRecords == 2)
     }
 }
