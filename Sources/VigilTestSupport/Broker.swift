@@ -144,18 +144,24 @@ public enum FreePort {
 
     /// Whether something accepts TCP connections on the loopback port.
     public static func accepts(_ port: Int) -> Bool {
+        guard let fd = connectLoopback(port) else { return false }
+        close(fd)
+        return true
+    }
+
+    /// A TCP socket connected to the loopback port, or nil; the caller closes it.
+    public static func connectLoopback(_ port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
+        guard fd >= 0 else { return nil }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sp in
-                connect(fd, sp, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
+        let connected = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
+        if !connected { close(fd) }
+        return connected ? fd : nil
     }
 }
 

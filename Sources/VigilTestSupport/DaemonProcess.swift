@@ -59,6 +59,20 @@ public final class DaemonProcess: @unchecked Sendable {
         """
     }
 
+    /// The `aggregate` and `upstream` sections for an upstream broker on `port`: 1-second
+    /// windows closed a second late, so aggregates flow while a test watches.
+    public static func upstreamSection(port: Int, maxInflight: Int? = 20, extra: String = "") -> String {
+        """
+        aggregate:
+          window: 1s
+          allowed_lateness: 1s
+        upstream:
+          host: 127.0.0.1
+          port: \(port)\(maxInflight.map { "\n  max_inflight: \($0)" } ?? "")
+        \(extra)
+        """
+    }
+
     public init(config: String) throws {
         directory = TemporaryDirectory("vigil-daemon")
         configPath = directory.file("vigil.yaml")

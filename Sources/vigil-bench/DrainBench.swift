@@ -23,17 +23,9 @@ enum DrainBench {
         let daemon = try DaemonProcess(
             config: DaemonProcess.config(
                 gateway: "gw-drain", localPort: local.port, qos: 0,
-                extra: """
-                    aggregate:
-                      window: 1s
-                      allowed_lateness: 1s
-                    upstream:
-                      host: 127.0.0.1
-                      port: \(upstream.port)
-                      max_inflight: 100
-                    log:
-                      level: \(ProcessInfo.processInfo.environment["VIGIL_BENCH_TRACE"] != nil ? "debug" : "info")
-                    """))
+                extra: DaemonProcess.upstreamSection(
+                    port: upstream.port, maxInflight: 100,
+                    extra: "log:\n  level: \(ProcessInfo.processInfo.environment["VIGIL_BENCH_TRACE"] != nil ? "debug" : "info")")))
         try daemon.start()
         let series = 500
         let rate = 2000.0

@@ -12,12 +12,7 @@ enum BrokerRestartFault {
         let daemon = try DaemonProcess(config: DaemonProcess.config(gateway: "gw-restart", localPort: broker.port))
         try daemon.start()
         let publisher = try TestPublisher(broker: broker, topics: (0..<10).map { "energy/s\($0)/m/v" }, clientID: "pub-faults")
-        let stop = StopFlag()
-        let done = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            publisher.publish(count: Int.max / 2, rate: 2000, shouldStop: { stop.isStopped })
-            done.signal()
-        }
+        let publishing = Publishing(publisher, rate: 2000)
         var recoveries: [Double] = []
         for i in 1...restarts {
             usleep(UInt32.random(in: 400_000...1_000_000, using: &rng))
@@ -30,8 +25,7 @@ enum BrokerRestartFault {
             if !ok { result.failures.append("restart \(i): vigil did not reconnect within 30 s") }
             recoveries.append(Date().timeIntervalSince(started))
         }
-        stop.stop()
-        done.wait()
+        publishing.stop()
         let sent = publisher.publisher.acknowledged
         if !publisher.publisher.waitForAcknowledgements(sent, timeout: 60) { result.failures.append("the broker did not acknowledge every message") }
         waitUntilDrained(daemon, atLeast: Int64(sent))
@@ -63,14 +57,7 @@ enum UpstreamOutageFault {
         let daemon = try DaemonProcess(
             config: DaemonProcess.config(
                 gateway: "gw-outage", localPort: local.port,
-                extra: """
-                    aggregate:
-                      window: 1s
-                      allowed_lateness: 1s
-                    upstream:
-                      host: 127.0.0.1
-                      port: \(upstream.port)
-                    """))
+                extra: DaemonProcess.upstreamSection(port: upstream.port, maxInflight: nil)))
         // An alert raised while upstream is away: s0's values pass the threshold halfway through.
         try """
             rules:
@@ -81,12 +68,7 @@ enum UpstreamOutageFault {
             """.write(toFile: daemon.directory.file("rules.d/r.yaml"), atomically: true, encoding: .utf8)
         try daemon.start()
         let publisher = try TestPublisher(broker: local, topics: (0..<50).map { "energy/s\($0)/m/v" })
-        let stop = StopFlag()
-        let done = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            publisher.publish(count: Int.max / 2, rate: 1000, shouldStop: { stop.isStopped })
-            done.signal()
-        }
+        let publishing = Publishing(publisher, rate: 1000)
         usleep(3_000_000)
         upstream.stop()
         usleep(UInt32(seconds * 1_000_000))
@@ -105,8 +87,7 @@ enum UpstreamOutageFault {
         let drainSeconds = Date().timeIntervalSince(started)
         if !drained { result.failures.append("the backlog of \(backlog) did not drain") }
         usleep(2_000_000)
-        stop.stop()
-        done.wait()
+        publishing.stop()
         let sent = publisher.publisher.acknowledged
         _ = publisher.publisher.waitForAcknowledgements(sent, timeout: 60)
         waitUntilDrained(daemon, atLeast: Int64(sent))

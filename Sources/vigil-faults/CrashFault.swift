@@ -22,15 +22,7 @@ enum CrashFault {
         let daemon = try DaemonProcess(
             config: DaemonProcess.config(
                 gateway: "gw-crash", localPort: local.port,
-                extra: """
-                    aggregate:
-                      window: 1s
-                      allowed_lateness: 1s
-                    upstream:
-                      host: 127.0.0.1
-                      port: \(upstream.port)
-                      max_inflight: 20
-                    """))
+                extra: DaemonProcess.upstreamSection(port: upstream.port)))
         // Raised by each series' first reading (every value is over -1), never resolved.
         try """
             rules:
@@ -41,12 +33,7 @@ enum CrashFault {
             """.write(toFile: daemon.directory.file("rules.d/r.yaml"), atomically: true, encoding: .utf8)
         try daemon.start()
         let publisher = try TestPublisher(broker: local, topics: (0..<series).map { "energy/s\($0)/m/v" })
-        let stop = StopFlag()
-        let done = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            publisher.publish(count: Int.max / 2, rate: rate, shouldStop: { stop.isStopped })
-            done.signal()
-        }
+        let publishing = Publishing(publisher, rate: rate)
         var killedAt: [Int] = []  // readings acknowledged by the broker at each kill
         var recoveries: [Double] = []
         for cycle in 1...cycles {
@@ -73,8 +60,7 @@ enum CrashFault {
             recoveries.append(Date().timeIntervalSince(started))
         }
         if !upstream.isRunning { try upstream.start() }
-        stop.stop()
-        done.wait()
+        publishing.stop()
         let sent = publisher.publisher.acknowledged
         _ = publisher.publisher.waitForAcknowledgements(sent, timeout: 60)
         waitUntilDrained(daemon, atLeast: Int64(sent) - 75 * Int64(cycles))

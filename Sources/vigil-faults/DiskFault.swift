@@ -22,12 +22,7 @@ enum DiskFullFault {
         try FileManager.default.createSymbolicLink(atPath: daemon.stateDir, withDestinationPath: mountPoint.file("state"))
         try daemon.start()
         let publisher = try TestPublisher(broker: broker, topics: (0..<20).map { "energy/s\($0)/m/v" })
-        let stop = StopFlag()
-        let done = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            publisher.publish(count: Int.max / 2, rate: 5000, shouldStop: { stop.isStopped })
-            done.signal()
-        }
+        let publishing = Publishing(publisher, rate: 5000)
         let paused = eventually(timeout: 120, interval: 0.1) { daemon.log.contains("ingest paused") }
         if !paused { result.failures.append("ingest never paused (log: \(daemon.log.suffix(500)))") }
         usleep(3_000_000)  // full for a while, under load
@@ -39,8 +34,7 @@ enum DiskFullFault {
         let recovery = Date().timeIntervalSince(remounted)
         if !resumed { result.failures.append("ingest did not resume once space returned") }
         usleep(1_000_000)
-        stop.stop()
-        done.wait()
+        publishing.stop()
         let sent = publisher.publisher.acknowledged
         _ = publisher.publisher.waitForAcknowledgements(sent, timeout: 60)
         waitUntilDrained(daemon, atLeast: Int64(sent))

@@ -132,12 +132,24 @@ func percentile(_ xs: [Double], _ p: Double) -> Double {
     return s[min(s.count - 1, Int((Double(s.count - 1) * p).rounded()))]
 }
 
-/// A flag the publishing thread polls.
-final class StopFlag: @unchecked Sendable {
+/// Sequence-numbered readings published at a paced rate on a thread of its own, until stopped.
+final class Publishing: @unchecked Sendable {
     private let lock = NSLock()
     private var stopped = false
-    func stop() { lock.withLock { stopped = true } }
-    var isStopped: Bool { lock.withLock { stopped } }
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ publisher: TestPublisher, rate: Double) {
+        DispatchQueue.global().async {
+            publisher.publish(count: Int.max / 2, rate: rate, shouldStop: { self.lock.withLock { self.stopped } })
+            self.done.signal()
+        }
+    }
+
+    /// Returns once the publishing thread has sent its last reading.
+    func stop() {
+        lock.withLock { stopped = true }
+        done.wait()
+    }
 }
 
 /// Waits until the stored count stops moving (what the broker held for vigil has drained).

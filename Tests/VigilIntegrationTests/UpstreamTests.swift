@@ -19,18 +19,7 @@ struct UpstreamRig {
 
     /// The daemon config: 1-second windows closed a second late, the given upstream.
     static func config(gateway: String, local: Int, upstream: Int, upstreamExtra: String = "") -> String {
-        DaemonProcess.config(
-            gateway: gateway, localPort: local,
-            extra: """
-                aggregate:
-                  window: 1s
-                  allowed_lateness: 1s
-                upstream:
-                  host: 127.0.0.1
-                  port: \(upstream)
-                  max_inflight: 20
-                \(upstreamExtra)
-                """)
+        DaemonProcess.config(gateway: gateway, localPort: local, extra: DaemonProcess.upstreamSection(port: upstream, extra: upstreamExtra))
     }
 
     func daemon(_ gateway: String, rules: String? = nil) throws -> DaemonProcess {
