@@ -34,7 +34,10 @@ enum CrashFault {
         try daemon.start()
         let publisher = try TestPublisher(broker: local, topics: (0..<series).map { "energy/s\($0)/m/v" })
         let publishing = Publishing(publisher, rate: rate)
-        var killedAt: [Int] = []  // readings acknowledged by the broker at each kill
+        // Readings acknowledged by the broker just after each kill. Read after it, not before:
+        // what vigil held when it died was published earlier, but the broker's PUBACK for it
+        // may reach the publisher a few milliseconds later.
+        var killedAt: [Int] = []
         var recoveries: [Double] = []
         for cycle in 1...cycles {
             usleep(UInt32.random(in: 300_000...1_200_000, using: &rng))
@@ -43,8 +46,9 @@ enum CrashFault {
             case 3: try upstream.start()
             default: break
             }
-            killedAt.append(publisher.publisher.acknowledged)
             daemon.kill()
+            usleep(200_000)
+            killedAt.append(publisher.publisher.acknowledged)
             // Nothing writes the buffer now: check it as a restart would find it.
             let db = try SQLiteDatabase(path: BufferOptions(directory: daemon.stateDir).databasePath)
             let integrity = try db.scalarText("PRAGMA integrity_check") ?? "?"
