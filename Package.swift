@@ -14,6 +14,8 @@ let package = Package(
         .executable(name: "vigil", targets: ["vigil"]),
         .executable(name: "vigil-bench", targets: ["vigil-bench"]),
         .executable(name: "vigil-faults", targets: ["vigil-faults"]),
+        // The fault suite preloads it into the daemon to step its wall clock.
+        .library(name: "vigil-stepped-clock", type: .dynamic, targets: ["CSteppedClock"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -34,6 +36,7 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"])]
         ),
         .target(name: "VigilCore", swiftSettings: settings),
+        .target(name: "CSteppedClock", linkerSettings: [.linkedLibrary("dl")]),
         .target(
             name: "VigilMQTT",
             dependencies: ["CMosquitto", "VigilCore", .product(name: "Logging", package: "swift-log")],

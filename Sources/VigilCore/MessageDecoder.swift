@@ -36,6 +36,9 @@ public struct MessageDecoder {
     private var payloadDecoder: PayloadDecoder
     private var routes: [String: Route] = [:]
     private var decoded: [DecodedValue] = []
+    /// The wall clock minus the time `receivedAt` is on, when the wall clock has been stepped
+    /// (see `TimeLine`): a timestamp is judged against both, so a step loses no reading.
+    public var wallOffset = TimeSpan.zero
 
     /// How many topics the route cache keeps before it starts over.
     static let routeCacheLimit = 100_000
@@ -85,8 +88,8 @@ public struct MessageDecoder {
         decoded.removeAll(keepingCapacity: true)
         try payloadDecoder.decode(
             payload, format: sub.format, topicMetric: topicMetric, receivedAt: receivedAt, into: &decoded)
-        let newest = receivedAt.adding(limits.maxFuture)
-        let oldest = limits.maxAge.map { receivedAt.subtracting($0) }
+        let newest = receivedAt.adding(limits.maxFuture).adding(TimeSpan(micros: max(0, wallOffset.micros)))
+        let oldest = limits.maxAge.map { receivedAt.subtracting($0).adding(TimeSpan(micros: min(0, wallOffset.micros))) }
         for d in decoded {
             if let t = d.timestamp {
                 if t > newest {

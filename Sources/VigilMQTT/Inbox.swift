@@ -73,7 +73,7 @@ public struct MessageBatch: Sendable {
 /// - Important: one producer and one consumer thread. `@unchecked Sendable` because every
 ///   mutable field is read and written only with `condition` locked.
 public final class Inbox: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = MonotonicCondition()
     private var batch = MessageBatch()
     private var closed = false
     private var consumerWaiting = false
@@ -120,7 +120,7 @@ public final class Inbox: @unchecked Sendable {
     ///     with a commit pending passes a large number and sleeps until its commit is due,
     ///     instead of waking for every message.
     /// - Returns: false when nothing came before the deadline or the inbox is closed and empty.
-    public func take(into spare: inout MessageBatch, deadline: Date?, wakeAt: Int = 1) -> Bool {
+    public func take(into spare: inout MessageBatch, deadline: MonotonicDeadline?, wakeAt: Int = 1) -> Bool {
         spare.clear()
         condition.lock()
         defer { condition.unlock() }

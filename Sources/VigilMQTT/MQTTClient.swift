@@ -130,13 +130,13 @@ public final class MQTTClient: @unchecked Sendable {
         var connects = 0
         var lastError: String?
         var failures = 0
-        var lastLogAt: Date = .distantPast
+        var lastLogAt = MonotonicDeadline(nanos: .min / 2)
         var suppressed = 0
         /// The last failure (a refused CONNECT, a lost connection) was logged already.
         var failureReported = false
     }
 
-    private let state = NSCondition()
+    private let state = MonotonicCondition()
     private var s = State()
     /// Monotonic seconds of the network loop's last turn (for the watchdog).
     private let loopBeat = Atomic<UInt64>(0)
@@ -283,11 +283,11 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// Sleeps up to `seconds`, waking early on `stop()`, and showing life each second.
     private func pause(_ seconds: Double) {
-        let deadline = Date().addingTimeInterval(seconds)
+        let deadline = MonotonicDeadline.after(seconds)
         state.lock()
         while !s.stopping {
-            let slice = min(deadline, Date().addingTimeInterval(1))
-            if slice <= Date() { break }
+            let slice = min(deadline, .after(1))
+            if slice.isPast { break }
             _ = state.wait(until: slice)
             beat()
         }
@@ -356,8 +356,8 @@ public final class MQTTClient: @unchecked Sendable {
     private func failed(_ message: String) {
         state.lock()
         s.lastError = message
-        let now = Date()
-        let log = s.failures < 3 || now.timeIntervalSince(s.lastLogAt) >= 10
+        let now = MonotonicDeadline.now()
+        let log = s.failures < 3 || now.nanos - s.lastLogAt.nanos >= 10_000_000_000
         let suppressed = s.suppressed
         if log {
             s.lastLogAt = now

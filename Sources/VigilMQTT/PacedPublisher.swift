@@ -19,7 +19,7 @@ public struct PublishReport: Sendable {
 ///   client is thread safe, and `run` is called from one thread at a time.
 public final class PacedPublisher: MQTTClientDelegate, @unchecked Sendable {
     private var client: MQTTClient?
-    private let lock = NSCondition()
+    private let lock = MonotonicCondition()
     private var acked = 0
     private var connected = false
     public let qos: Int32
@@ -36,7 +36,7 @@ public final class PacedPublisher: MQTTClientDelegate, @unchecked Sendable {
         client?.start()
         lock.lock()
         defer { lock.unlock() }
-        let deadline = Date().addingTimeInterval(timeout)
+        let deadline = MonotonicDeadline.after(timeout)
         while !connected, lock.wait(until: deadline) {}
         return connected
     }
@@ -120,7 +120,7 @@ public final class PacedPublisher: MQTTClientDelegate, @unchecked Sendable {
     public func waitForAcknowledgements(_ count: Int, timeout: TimeInterval = 30) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        let deadline = Date().addingTimeInterval(timeout)
+        let deadline = MonotonicDeadline.after(timeout)
         while acked < count, lock.wait(until: deadline) {}
         return acked >= count
     }

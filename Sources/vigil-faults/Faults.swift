@@ -1,5 +1,6 @@
 import Foundation
 import VigilCore
+import VigilMQTT
 import VigilStorage
 import VigilTestSupport
 
@@ -7,7 +8,8 @@ import VigilTestSupport
 /// daemon and real SQLite files. Prints a table (fault, times, readings and messages lost,
 /// duplicates, recovery time) and exits 1 if any guarantee did not hold.
 ///
-///     vigil-faults                     the CI run: 20 crashes, 10 broker restarts, 30 s upstream outage
+///     vigil-faults                     the CI run: 20 crashes, 10 broker restarts, 30 s upstream outage,
+///                                      max_size in an outage, a full disk, clock steps
 ///     vigil-faults --soak 2h           the same faults in rounds until the time is up
 ///     vigil-faults --crashes 200 --restarts 50 --outage 300
 @main
@@ -44,7 +46,9 @@ struct Faults {
             if options.runs("crash") { results.append(try CrashFault.run(cycles: options.crashes, rng: &rng)) }
             if options.runs("broker") { results.append(try BrokerRestartFault.run(restarts: options.restarts, rng: &rng)) }
             if options.runs("outage") { results.append(try UpstreamOutageFault.run(seconds: options.outage)) }
+            if options.runs("maxsize") { results.append(try MaxSizeFault.run(seconds: 20)) }
             if options.runs("disk") { results.append(try DiskFullFault.run()) }
+            if options.runs("clock") { results.append(try ClockFault.run()) }
         } while options.soak.map({ Date().timeIntervalSince(began) < $0 }) ?? false
         let table = FaultResult.table(results)
         print("")
@@ -62,7 +66,7 @@ struct Faults {
 
     static func usage(_ problem: String?) -> Never {
         if let problem { print("vigil-faults: \(problem)") }
-        print("usage: vigil-faults [--crashes N] [--restarts N] [--outage SECONDS] [--seed N] [--soak 2h] [--only crash,broker,outage,disk]")
+        print("usage: vigil-faults [--crashes N] [--restarts N] [--outage SECONDS] [--seed N] [--soak 2h] [--only crash,broker,outage,maxsize,disk,clock]")
         exit(problem == nil ? 0 : 2)
     }
 }
@@ -138,9 +142,14 @@ final class Publishing: @unchecked Sendable {
     private var stopped = false
     private let done = DispatchSemaphore(value: 0)
 
-    init(_ publisher: TestPublisher, rate: Double) {
+    convenience init(_ publisher: TestPublisher, rate: Double) {
+        self.init(run: { stop in publisher.publish(count: Int.max / 2, rate: rate, shouldStop: stop) })
+    }
+
+    /// Runs `body` on a thread of its own; `body` publishes until the function it is given returns true.
+    init(run body: @escaping @Sendable (_ shouldStop: () -> Bool) -> PublishReport) {
         DispatchQueue.global().async {
-            publisher.publish(count: Int.max / 2, rate: rate, shouldStop: { self.lock.withLock { self.stopped } })
+            _ = body { self.lock.withLock { self.stopped } }
             self.done.signal()
         }
     }

@@ -25,7 +25,8 @@ extension VigilCommand {
                 print("daemon: no status yet (has `vigil run` started with state_dir \(config.stateDir)?)")
                 return
             }
-            let age = Double(now.micros - s.updatedAtMicros) / 1e6
+            // updatedAt is on vigil's time line; the wall clock may have been stepped since it started.
+            let age = Double(now.micros - s.updatedAtMicros) / 1e6 - (s.clock?.offsetSeconds ?? 0)
             let running = age < 5
             if line {
                 let i = s.ingest
@@ -54,6 +55,11 @@ extension VigilCommand {
             print(
                 "ingest: \(String(format: "%.1f", running ? i.rate : 0)) readings/s; \(i.messagesReceived) messages, \(i.readingsStored) readings stored, \(i.rejected) rejected, \(i.readingsDuplicate) duplicates since start"
             )
+            if let c = s.clock, c.stepped {
+                print(
+                    "  CLOCK: the wall clock is \(String(format: "%+.0f", c.offsetSeconds)) s from vigil's time line (stepped while vigil ran); readings without a timestamp get vigil's time until it restarts"
+                )
+            }
             if i.diskPaused == true {
                 print("  PAUSED: the buffer's disk has less than buffer.min_free left; the broker keeps the messages")
             }

@@ -126,6 +126,10 @@ enum MetricsText {
             "vigil_readings_pruned_total", "counter", "Readings deleted from the buffer, by why.",
             [("{why=\"retention\"}", Double(s.prunedRetention)), ("{why=\"max_size\"}", Double(s.prunedSize))])
         metric("vigil_ingest_paused", "gauge", "1 while ingest waits for disk space (buffer.min_free).", [("", s.diskPaused ? 1 : 0)])
+        metric(
+            "vigil_clock_offset_seconds", "gauge", "The wall clock minus vigil's time line (non-zero after a step while vigil runs).",
+            [("", s.clockOffset.seconds)])
+        metric("vigil_clock_steps_total", "counter", "Times the wall clock was stepped away from vigil's time line.", [("", Double(s.clockSteps))])
         metric("vigil_inbox_depth", "gauge", "Messages waiting between the MQTT thread and ingest.", [("", Double(daemon.pipeline.inbox.depth))])
         metric(
             "vigil_backpressure_seconds_total", "counter", "Time the MQTT thread waited because ingest was behind.",

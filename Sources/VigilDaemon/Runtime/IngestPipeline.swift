@@ -38,6 +38,10 @@ public struct IngestSnapshot: Sendable {
     /// Ingest waits because the buffer's filesystem has less than `buffer.min_free` left.
     public var diskPaused = false
     public var diskPauses: UInt64 = 0
+    /// The wall clock minus vigil's time line (`DaemonClock`), and how often it was stepped away.
+    public var clockOffset: TimeSpan = .zero
+    public var clockStepped = false
+    public var clockSteps: UInt64 = 0
     public var rejectedTotal: UInt64 { rejected.values.reduce(0, +) }
 }
 
@@ -152,15 +156,15 @@ public final class IngestPipeline: @unchecked Sendable {
             if let reload = reloads.withLock({ r -> Reload? in defer { r = nil }; return r }) { apply(reload) }
             let interval = commit.interval.seconds
             let now = Self.monotonic()
-            let deadline: Date
+            let deadline: MonotonicDeadline
             let wakeAt: Int
             if let started = batchStartedAt {
                 // A commit is due at a known time: sleep until then unless a large batch builds up.
                 let due = Double(started) / 1e9 + interval
-                deadline = Date().addingTimeInterval(max(0, due - now))
+                deadline = .after(due - now)
                 wakeAt = max(1, min(1024, commit.rows - writer.pendingRows))
             } else {
-                deadline = Date().addingTimeInterval(min(1, max(0.001, nextStatusWrite - now)))
+                deadline = .after(min(1, max(0.001, nextStatusWrite - now)))
                 wakeAt = 1
             }
             // The disk nearly full: take nothing more. The inbox fills, libmosquitto stops
@@ -192,7 +196,7 @@ public final class IngestPipeline: @unchecked Sendable {
         }
         do {
             try writer.flushSeriesSeen()
-            if let o = outbound { _ = try o.markAcknowledged(writer: writer, now: Timestamp.now()) }
+            if let o = outbound { _ = try o.markAcknowledged(writer: writer, now: DaemonClock.shared.now()) }
             try writer.commit()
         } catch {
             logger.error("final commit failed: \(error)")
@@ -296,14 +300,14 @@ public final class IngestPipeline: @unchecked Sendable {
         let start = DispatchTime.now().uptimeNanoseconds
         let rows = writer.pendingRows
         do {
-            try saveRuleStates(now: Timestamp.now())
+            try saveRuleStates(now: DaemonClock.shared.now())
             try writer.commit()
         } catch {
             storageFailed(error, rows: rows)
             return
         }
         let end = DispatchTime.now().uptimeNanoseconds
-        let now = Timestamp.now().micros
+        let now = DaemonClock.shared.now().micros
         outbound?.committed()
         local.commits += 1
         local.lastCommit = Timestamp(micros: now)
@@ -375,7 +379,7 @@ public final class IngestPipeline: @unchecked Sendable {
         }
         if now >= nextMaintenance {
             do {
-                let report = try writer.maintain(now: Timestamp.now(), prunableBefore: outbound?.summarisedBefore)
+                let report = try writer.maintain(now: DaemonClock.shared.now(), prunableBefore: outbound?.summarisedBefore)
                 local.bufferBytes = (try? writer.usedBytes()) ?? local.bufferBytes
                 local.bufferRows = (try? writer.storedRows()) ?? local.bufferRows
                 local.prunedRetention += UInt64(report.prunedForRetention)
@@ -393,7 +397,7 @@ public final class IngestPipeline: @unchecked Sendable {
                     logger.error(
                         "the buffer is at max_size with undelivered messages: dropped the oldest aggregates (alerts are kept)",
                         metadata: ["dropped": "\(report.droppedAggregates)"])
-                    if let t = outbound?.backlogTransition(dropped: report.droppedAggregates, now: Timestamp.now()) {
+                    if let t = outbound?.backlogTransition(dropped: report.droppedAggregates, now: DaemonClock.shared.now()) {
                         transitions.append(t)
                         try recordTransitions()
                         try writer.commit()
@@ -414,7 +418,7 @@ extension IngestPipeline {
     /// known series for the stale rules, and the windows rebuilt from the buffer. At start
     /// (`reason` empty) also the outbox: seq, the aggregation watermark, the open windows.
     func startRules(previous: [AlertStateRecord], reason: String) {
-        let now = Timestamp.now()
+        let now = DaemonClock.shared.now()
         do {
             if reason.isEmpty, let o = outbound {
                 try o.start(writer: writer, config: aggregateConfig)
@@ -468,7 +472,8 @@ extension IngestPipeline {
     /// Each second: rule deadlines, expiring windows and silent series; aggregate windows
     /// that are due; acknowledgements from upstream.
     func tick() {
-        let now = Timestamp.now()
+        watchClock()
+        let now = DaemonClock.shared.now()
         engine.tick(now: now, into: &transitions)
         do {
             if let o = outbound {
@@ -491,13 +496,39 @@ extension IngestPipeline {
         local.ruleStates = engine.stateCount
     }
 
+    /// Compares vigil's time line with the wall clock: says so when the wall clock is stepped
+    /// (vigil keeps its time line until it restarts) and lets readings whose timestamps
+    /// fit the stepped wall clock through.
+    private func watchClock() {
+        let event = DaemonClock.shared.adjust()
+        let (offset, stepped) = DaemonClock.shared.offset
+        local.clockOffset = TimeSpan(micros: offset)
+        local.clockStepped = stepped
+        decoder.wallOffset = stepped ? TimeSpan(micros: offset) : .zero
+        switch event {
+        case .stepped(let o):
+            local.clockSteps += 1
+            logger.warning(
+                "the wall clock was stepped; vigil keeps its own time line (timers, windows and the time of readings without one) until it restarts",
+                metadata: ["offset_seconds": "\(Self.seconds(o))"])
+        case .back(let o):
+            logger.notice("the wall clock is back on vigil's time line", metadata: ["offset_seconds": "\(Self.seconds(o))"])
+        case nil:
+            break
+        }
+    }
+
+    static func seconds(_ micros: Int64) -> String { String(format: "%+.3f", Double(micros) / 1e6) }
+
     /// Applies a reload between batches: new rules keep the state of the alerts whose rule
     /// still exists; alerts of removed rules are resolved.
     func apply(_ reload: Reload) {
         commitPending()
         let previous = engine.activeStates
         engine = RuleEngine(rules: reload.rules)
+        let offset = decoder.wallOffset
         decoder = MessageDecoder(subscriptions: reload.subscriptions, limits: reload.limits)
+        decoder.wallOffset = offset
         commit = reload.commit
         writer.setLimits(retention: reload.retention, maxSize: reload.maxSize)
         startRules(previous: previous, reason: "its rule was removed or changed its match in a reload")

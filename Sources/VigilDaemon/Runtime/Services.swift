@@ -56,7 +56,7 @@ final class LocalIngress: MQTTClientDelegate {
     }
 
     func mqttMessage(topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, qos: Int32, retained: Bool) {
-        inbox.push(topic: topic, payload: payload, receivedAt: Timestamp.now())
+        inbox.push(topic: topic, payload: payload, receivedAt: DaemonClock.shared.now())
     }
 
     func mqttConnected(sessionPresent: Bool) {

@@ -64,6 +64,14 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
     public var alerts: AlertsStatus?
     public var upstream: UpstreamStatus?
     public var aggregates: AggregatesStatus?
+    /// The wall clock minus vigil's time line, when the wall clock was stepped while vigil ran.
+    public var clock: ClockStatus?
+}
+
+public struct ClockStatus: Codable, Sendable, Equatable {
+    public var offsetSeconds: Double
+    public var stepped: Bool
+    public var steps: UInt64
 }
 
 public struct AggregatesStatus: Codable, Sendable, Equatable {
@@ -80,7 +88,7 @@ public final class StatusBoard: Sendable {
     }
 
     let gateway: String
-    let startedAt = Timestamp.now()
+    let startedAt = DaemonClock.shared.now()
     private let state: Mutex<State>
     /// The upstream connection's view, when there is one.
     let upstream = Mutex<(@Sendable () -> UpstreamStatus)?>(nil)
@@ -92,7 +100,7 @@ public final class StatusBoard: Sendable {
 
     public func localConnected(_ connected: Bool, connects: Int, error: String?) {
         state.withLock {
-            if $0.local.connected != connected { $0.local.since = Timestamp.now().rfc3339 }
+            if $0.local.connected != connected { $0.local.since = DaemonClock.shared.now().rfc3339 }
             $0.local.connected = connected
             $0.local.connects = connects
             if let error { $0.local.lastError = error }
@@ -104,7 +112,7 @@ public final class StatusBoard: Sendable {
     func status(ingest s: IngestSnapshot, inboxDepth: Int, backPressure: (count: UInt64, seconds: Double, pushed: UInt64))
         -> DaemonStatus
     {
-        let now = Timestamp.now()
+        let now = DaemonClock.shared.now()
         let mono = IngestPipeline.monotonic()
         let (local, rate) = state.withLock { st -> (ConnectionStatus, Double) in
             st.rateSamples.append((mono, s.readingsStored))
@@ -128,7 +136,8 @@ public final class StatusBoard: Sendable {
                 rules: s.rules, active: Dictionary(uniqueKeysWithValues: s.activeAlerts.map { ($0.key.name, $0.value) }),
                 transitions: s.transitions),
             upstream: upstream.withLock { $0 }?(),
-            aggregates: AggregatesStatus(sent: s.aggregatesSent, lateReadings: s.aggregateLate, droppedUndelivered: s.outboxDroppedAggregates))
+            aggregates: AggregatesStatus(sent: s.aggregatesSent, lateReadings: s.aggregateLate, droppedUndelivered: s.outboxDroppedAggregates),
+            clock: ClockStatus(offsetSeconds: s.clockOffset.seconds, stepped: s.clockStepped, steps: s.clockSteps))
     }
 
     func json(ingest s: IngestSnapshot, inboxDepth: Int, backPressure: (count: UInt64, seconds: Double, pushed: UInt64))

@@ -85,7 +85,7 @@ public final class UpstreamForwarder: MQTTClientDelegate, @unchecked Sendable {
     let logger: Logger
     private let reader: OutboxReader
     private(set) var client: MQTTClient!
-    private let startedAt = Timestamp.now()
+    private let startedAt = DaemonClock.shared.now()
 
     struct Inflight {
         var seq: Int64
@@ -119,7 +119,7 @@ public final class UpstreamForwarder: MQTTClientDelegate, @unchecked Sendable {
     private var aheadIndex: [OutboxKind: Int] = [.alert: 0, .aggregate: 0]
     private var exhausted: Set<OutboxKind> = []
 
-    private let state = NSCondition()
+    private let state = MonotonicCondition()
     private var s = State()
     /// Called (on the network thread) when acknowledgements are waiting to be marked.
     let onAcked: @Sendable () -> Void
@@ -157,12 +157,12 @@ public final class UpstreamForwarder: MQTTClientDelegate, @unchecked Sendable {
     public func mqttConnected(sessionPresent: Bool) {
         logger.debug("upstream: connected", metadata: ["inflight": "\(status.inflight)"])
         _ = try? client.publish(
-            topic: "\(prefix)/status", payload: UpstreamPayload.status("online", gateway: gateway, since: Timestamp.now()),
+            topic: "\(prefix)/status", payload: UpstreamPayload.status("online", gateway: gateway, since: DaemonClock.shared.now()),
             qos: 1, retain: true)
         state.lock()
         s.connected = true
         s.connects += 1
-        s.since = Timestamp.now()
+        s.since = DaemonClock.shared.now()
         s.lastError = nil
         s.wake = true
         state.broadcast()
@@ -176,7 +176,7 @@ public final class UpstreamForwarder: MQTTClientDelegate, @unchecked Sendable {
         // connection instead of holding the window shut for them.
         s.orphans += s.inflight.values
         s.inflight.removeAll()
-        if s.connected { s.since = Timestamp.now() }
+        if s.connected { s.since = DaemonClock.shared.now() }
         s.connected = false
         s.lastError = client.lastError ?? reason
         state.unlock()
@@ -222,7 +222,7 @@ public final class UpstreamForwarder: MQTTClientDelegate, @unchecked Sendable {
     public var status: UpstreamStatus {
         state.lock()
         defer { state.unlock() }
-        let oldest = s.backlog.oldest.map { Double(Timestamp.now().micros - $0.micros) / 1e6 }
+        let oldest = s.backlog.oldest.map { Double(DaemonClock.shared.now().micros - $0.micros) / 1e6 }
         return UpstreamStatus(
             broker: endpoint.address, connected: s.connected, connects: s.connects, lastError: s.lastError,
             since: s.since?.rfc3339, backlogAlerts: s.backlog.alerts, backlogAggregates: s.backlog.aggregates,
@@ -239,7 +239,7 @@ public final class UpstreamForwarder: MQTTClientDelegate, @unchecked Sendable {
         var nextBacklog = 0.0
         while true {
             state.lock()
-            if !s.wake && !s.stopping { _ = state.wait(until: Date().addingTimeInterval(0.5)) }
+            if !s.wake && !s.stopping { state.wait(until: .after(0.5)) }
             s.wake = false
             let stopping = s.stopping
             let connected = s.connected
@@ -354,7 +354,7 @@ public final class UpstreamForwarder: MQTTClientDelegate, @unchecked Sendable {
     /// Ends the thread; on a clean stop the retained status says `offline` (a clean
     /// DISCONNECT does not fire the last will).
     public func stop(timeout: TimeInterval = 3) {
-        let deadline = Date().addingTimeInterval(timeout)
+        let deadline = MonotonicDeadline.after(timeout)
         state.lock()
         // Give what is in flight a moment to be acknowledged.
         while !s.inflight.isEmpty && s.connected && state.wait(until: deadline) {}
@@ -364,7 +364,7 @@ public final class UpstreamForwarder: MQTTClientDelegate, @unchecked Sendable {
         state.unlock()
         if connected {
             _ = try? client.publish(
-                topic: "\(prefix)/status", payload: UpstreamPayload.status("offline", gateway: gateway, since: Timestamp.now()),
+                topic: "\(prefix)/status", payload: UpstreamPayload.status("offline", gateway: gateway, since: DaemonClock.shared.now()),
                 qos: 1, retain: true)
         }
         client.stop()
