@@ -143,6 +143,9 @@ extension Integration {
             #expect(daemon.stop() == 0, "exit status after SIGTERM")
             let afterStop = daemon.storedCount()
             #expect(afterStop >= stoppedAt)
+            // The last status record: a clean stop, with the run's final count.
+            #expect(daemon.status()?.readingsStored == UInt64(afterStop))
+            #expect(try daemon.command(["status"]).stdout.contains("daemon: stopped cleanly at"))
             try daemon.start()
             done.wait()
             #expect(publisher.publisher.waitForAcknowledgements(n, timeout: 60))

@@ -27,7 +27,7 @@ extension VigilCommand {
             }
             // updatedAt is on vigil's time line; the wall clock may have been stepped since it started.
             let age = Double(now.micros - s.updatedAtMicros) / 1e6 - (s.clock?.offsetSeconds ?? 0)
-            let running = age < 5
+            let running = age < 5 && s.stoppedAt == nil
             if line {
                 let i = s.ingest
                 let alerts = (s.alerts?.active ?? [:]).values.reduce(0, +)
@@ -44,7 +44,8 @@ extension VigilCommand {
             print(
                 running
                     ? "daemon: running (pid \(s.pid), since \(s.startedAt))"
-                    : "daemon: not running (last seen \(s.updatedAt), \(Int(age))s ago)")
+                    : s.stoppedAt.map { "daemon: stopped cleanly at \($0) (ran since \(s.startedAt)); the counts below are that run's" }
+                        ?? "daemon: not running (last seen \(s.updatedAt), \(Int(age))s ago: it did not stop cleanly, or is wedged)")
             let l = s.local
             var local = "local broker \(l.broker): \(l.connected ? "connected" : "disconnected")"
             if let since = l.since { local += " since \(since)" }

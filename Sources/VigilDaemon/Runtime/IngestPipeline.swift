@@ -42,6 +42,8 @@ public struct IngestSnapshot: Sendable {
     public var clockOffset: TimeSpan = .zero
     public var clockStepped = false
     public var clockSteps: UInt64 = 0
+    /// The pipeline has finished: everything received is committed.
+    public var stopped = false
     public var rejectedTotal: UInt64 { rejected.values.reduce(0, +) }
 }
 
@@ -201,7 +203,14 @@ public final class IngestPipeline: @unchecked Sendable {
         } catch {
             logger.error("final commit failed: \(error)")
         }
+        // The last status record says so: `vigil status` then tells a clean stop from a crash.
+        local.stopped = true
         publish()
+        do {
+            try writer.setMetaOutsideBatch("status", status.json(ingest: local, inboxDepth: inbox.depth, backPressure: inbox.backPressure))
+        } catch {
+            logger.debug("final status write failed: \(error)")
+        }
     }
 
     private func process(_ batch: MessageBatch) {

@@ -66,6 +66,8 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
     public var aggregates: AggregatesStatus?
     /// The wall clock minus vigil's time line, when the wall clock was stepped while vigil ran.
     public var clock: ClockStatus?
+    /// Set in the last record a daemon writes, when it stops cleanly.
+    public var stoppedAt: String?
 }
 
 public struct ClockStatus: Codable, Sendable, Equatable {
@@ -137,7 +139,8 @@ public final class StatusBoard: Sendable {
                 transitions: s.transitions),
             upstream: upstream.withLock { $0 }?(),
             aggregates: AggregatesStatus(sent: s.aggregatesSent, lateReadings: s.aggregateLate, droppedUndelivered: s.outboxDroppedAggregates),
-            clock: ClockStatus(offsetSeconds: s.clockOffset.seconds, stepped: s.clockStepped, steps: s.clockSteps))
+            clock: ClockStatus(offsetSeconds: s.clockOffset.seconds, stepped: s.clockStepped, steps: s.clockSteps),
+            stoppedAt: s.stopped ? now.rfc3339 : nil)
     }
 
     func json(ingest s: IngestSnapshot, inboxDepth: Int, backPressure: (count: UInt64, seconds: Double, pushed: UInt64))
