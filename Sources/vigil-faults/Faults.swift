@@ -32,6 +32,11 @@ struct Faults {
                 guard let t = TimeSpan(parsing: value()) else { usage("--soak takes a span: 30m, 2h") }
                 options.soak = t.seconds
             case "--only": options.only = Set(value().split(separator: ",").map(String.init))
+            case DiskFullFault.resultOption:
+                // The disk fault, run in a user and mount namespace of its own (see DiskFullFault).
+                let path = value()
+                try JSONEncoder().encode(try DiskFullFault.run()).write(to: URL(fileURLWithPath: path))
+                exit(0)
             case "-h", "--help": usage(nil)
             default: usage("unknown argument \(a)")
             }
@@ -95,7 +100,7 @@ struct SeededGenerator: RandomNumberGenerator {
 }
 
 /// One fault's outcome: a row of the table, and what did not hold.
-struct FaultResult {
+struct FaultResult: Codable {
     var fault: String
     var times: Int
     var readingsLost: String
