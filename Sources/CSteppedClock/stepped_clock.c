@@ -58,9 +58,11 @@ int gettimeofday(struct timeval *restrict tv, void *restrict tz) {
     (void)tz;
     struct timespec ts;
     int rc = clock_gettime(CLOCK_REALTIME, &ts);
-    if (rc == 0) {
-        tv->tv_sec = ts.tv_sec;
-        tv->tv_usec = ts.tv_nsec / 1000;
+    // glibc declares tv nonnull, yet callers may pass NULL: test a copy, not the parameter.
+    struct timeval *volatile out = tv;
+    if (rc == 0 && out != NULL) {
+        out->tv_sec = ts.tv_sec;
+        out->tv_usec = ts.tv_nsec / 1000;
     }
     return rc;
 }

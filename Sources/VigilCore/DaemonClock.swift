@@ -16,22 +16,28 @@ import Synchronization
 /// all at once nor repeat.
 ///
 /// The time line follows the wall clock where that is smooth: an offset up to `stepLimit`
-/// (an NTP step of a few hundred milliseconds, a leap second) is slewed away at most
+/// (2 s: an NTP step of a few hundred milliseconds, a leap second) is slewed away at most
 /// `maxSlew` (1 ms per second), so the time line never goes back. A larger offset is a step:
 /// reported once, kept out of the time line, and taken over when vigil restarts.
 public struct TimeLine: Sendable {
-    /// A wall clock further than this from the time line has been stepped.
-    public static let stepLimit: Int64 = 1_000_000
+    /// A wall clock further than this from the time line has been stepped. Above a leap
+    /// second (which a clock read to the microsecond can measure a hair over 1 s) and the
+    /// steps NTP clients make when they are nearly in sync.
+    public static let stepLimit: Int64 = 2_000_000
     /// The fastest the time line catches up with the wall clock: 1,000 ppm.
     public static let maxSlew = 0.001
 
     private var baseTime: Int64  // micros on the time line at baseMono
     private var baseMono: Int64  // nanoseconds of the never-stepping clock
-    private var rate = 0.0
+    /// What is left to slew away, micros: the correction grows at maxSlew and stops there,
+    /// however long until the next `adjust`.
+    private var slew: Int64 = 0
     /// The wall clock minus the time line, microseconds, at the last `adjust`.
     public private(set) var offset: Int64 = 0
     /// Whether the wall clock is stepped away from the time line (by `offset`).
     public private(set) var stepped = false
+    /// The offset last reported as a step.
+    private var reported: Int64 = 0
 
     public init(wall: Timestamp, mono: Int64) {
         baseTime = wall.micros
@@ -40,33 +46,36 @@ public struct TimeLine: Sendable {
 
     /// The time line at a reading of the never-stepping clock (nanoseconds, not before the last `adjust`).
     public func time(mono: Int64) -> Timestamp {
-        let elapsed = Double(mono - baseMono) / 1000
-        return Timestamp(micros: baseTime + Int64((elapsed * (1 + rate)).rounded()))
+        let elapsed = (mono - baseMono) / 1000
+        let correction = min(abs(slew), Int64(Double(elapsed) * Self.maxSlew))
+        return Timestamp(micros: baseTime + elapsed + (slew < 0 ? -correction : correction))
     }
 
-    /// What `adjust` saw: the wall clock stepped away from the time line, or came back.
+    /// What `adjust` saw: the wall clock stepped away from the time line (again), or came back.
     public enum Event: Sendable, Equatable {
         case stepped(offset: Int64)
         case back(offset: Int64)
     }
 
     /// Compares the time line with the wall clock (each second or so): slews towards a small
-    /// offset, reports a step once.
+    /// offset, reports each step once.
     public mutating func adjust(wall: Timestamp, mono: Int64) -> Event? {
         let now = time(mono: mono)
         baseTime = now.micros
         baseMono = mono
         offset = wall.micros - now.micros
         if abs(offset) > Self.stepLimit {
-            rate = 0
-            if stepped { return nil }
+            slew = 0
+            // A step while already stepped counts when it moves the wall clock again.
+            if stepped && abs(offset - reported) <= Self.stepLimit { return nil }
             stepped = true
+            reported = offset
             return .stepped(offset: offset)
         }
-        // Close the offset within about a second, no faster than maxSlew.
-        rate = min(Self.maxSlew, max(-Self.maxSlew, Double(offset) / 1_000_000))
+        slew = offset
         if stepped {
             stepped = false
+            reported = 0
             return .back(offset: offset)
         }
         return nil

@@ -36,9 +36,18 @@ public struct MessageDecoder {
     private var payloadDecoder: PayloadDecoder
     private var routes: [String: Route] = [:]
     private var decoded: [DecodedValue] = []
-    /// The wall clock minus the time `receivedAt` is on, when the wall clock has been stepped
-    /// (see `TimeLine`): a timestamp is judged against both, so a step loses no reading.
+    /// The wall clock minus the time `receivedAt` is on, while the wall clock is stepped away
+    /// from it (see `TimeLine`); zero otherwise. A payload timestamp nearer the stepped wall
+    /// clock than the time line comes from a sensor that follows the stepped clock: it is
+    /// moved onto the time line, so rules, windows and aggregates see one time.
     public var wallOffset = TimeSpan.zero
+    /// Readings moved onto the time line that way, since the last `takeShifted`.
+    private var shiftedReadings = 0
+
+    public mutating func takeShifted() -> Int {
+        defer { shiftedReadings = 0 }
+        return shiftedReadings
+    }
 
     /// How many topics the route cache keeps before it starts over.
     static let routeCacheLimit = 100_000
@@ -88,8 +97,18 @@ public struct MessageDecoder {
         decoded.removeAll(keepingCapacity: true)
         try payloadDecoder.decode(
             payload, format: sub.format, topicMetric: topicMetric, receivedAt: receivedAt, into: &decoded)
-        let newest = receivedAt.adding(limits.maxFuture).adding(TimeSpan(micros: max(0, wallOffset.micros)))
-        let oldest = limits.maxAge.map { receivedAt.subtracting($0).adding(TimeSpan(micros: min(0, wallOffset.micros))) }
+        var shifted = 0
+        if wallOffset.micros != 0 {
+            let wall = receivedAt.adding(wallOffset)
+            for i in decoded.indices {
+                if let t = decoded[i].timestamp, abs(t.micros - wall.micros) < abs(t.micros - receivedAt.micros) {
+                    decoded[i].timestamp = t.subtracting(wallOffset)
+                    shifted += 1
+                }
+            }
+        }
+        let newest = receivedAt.adding(limits.maxFuture)
+        let oldest = limits.maxAge.map { receivedAt.subtracting($0) }
         for d in decoded {
             if let t = d.timestamp {
                 if t > newest {
@@ -115,6 +134,7 @@ public struct MessageDecoder {
                     value: d.value, timestamp: d.timestamp ?? receivedAt, unit: d.unit,
                     timestampFromPayload: d.timestamp != nil))
         }
+        shiftedReadings += shifted
     }
 
     static func route(_ topic: String, _ subscriptions: [SubscriptionSpec]) -> Route {

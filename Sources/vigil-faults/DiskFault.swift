@@ -70,9 +70,15 @@ enum DiskFullFault {
         print(run.stdout, terminator: "")
         guard let data = FileManager.default.contents(atPath: path), var result = try? JSONDecoder().decode(FaultResult.self, from: data)
         else {
-            var skipped = FaultResult(fault: "buffer filesystem full (24 MiB tmpfs)", times: 0, readingsLost: "", messagesLost: "n/a", duplicates: "", recovery: "")
-            skipped.readingsLost = "skipped: a tmpfs needs root or unprivileged user namespaces (\(run.stderr.split(separator: "\n").last ?? "unshare failed"))"
-            return skipped
+            var missing = FaultResult(fault: "buffer filesystem full (24 MiB tmpfs)", times: 0, readingsLost: "", messagesLost: "n/a", duplicates: "", recovery: "")
+            let why = run.stderr.split(separator: "\n").last.map(String.init) ?? "exit status \(run.status)"
+            if why.hasPrefix("unshare:") {
+                // Only unshare itself failing means the fault cannot be had here.
+                missing.readingsLost = "skipped: a tmpfs needs root or unprivileged user namespaces (\(why))"
+            } else {
+                missing.failures.append("the fault in a user namespace ended without a result: \(why)")
+            }
+            return missing
         }
         result.recovery += " (as a user, in a user namespace)"
         return result

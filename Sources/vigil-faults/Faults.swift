@@ -35,7 +35,14 @@ struct Faults {
             case DiskFullFault.resultOption:
                 // The disk fault, run in a user and mount namespace of its own (see DiskFullFault).
                 let path = value()
-                try JSONEncoder().encode(try DiskFullFault.run()).write(to: URL(fileURLWithPath: path))
+                var result: FaultResult
+                do {
+                    result = try DiskFullFault.run()
+                } catch {
+                    result = FaultResult(fault: "buffer filesystem full", times: 1, readingsLost: "", messagesLost: "", duplicates: "", recovery: "")
+                    result.failures.append("the fault stopped: \(error)")
+                }
+                try JSONEncoder().encode(result).write(to: URL(fileURLWithPath: path))
                 exit(0)
             case "-h", "--help": usage(nil)
             default: usage("unknown argument \(a)")
@@ -145,6 +152,7 @@ func percentile(_ xs: [Double], _ p: Double) -> Double {
 final class Publishing: @unchecked Sendable {
     private let lock = NSLock()
     private var stopped = false
+    private var report: PublishReport?
     private let done = DispatchSemaphore(value: 0)
 
     convenience init(_ publisher: TestPublisher, rate: Double) {
@@ -154,15 +162,18 @@ final class Publishing: @unchecked Sendable {
     /// Runs `body` on a thread of its own; `body` publishes until the function it is given returns true.
     init(run body: @escaping @Sendable (_ shouldStop: () -> Bool) -> PublishReport) {
         DispatchQueue.global().async {
-            _ = body { self.lock.withLock { self.stopped } }
+            let r = body { self.lock.withLock { self.stopped } }
+            self.lock.withLock { self.report = r }
             self.done.signal()
         }
     }
 
-    /// Returns once the publishing thread has sent its last reading.
-    func stop() {
+    /// Returns once the publishing thread has sent its last reading: what it sent.
+    @discardableResult
+    func stop() -> PublishReport {
         lock.withLock { stopped = true }
         done.wait()
+        return lock.withLock { report! }
     }
 }
 

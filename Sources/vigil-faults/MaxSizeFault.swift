@@ -40,10 +40,12 @@ enum MaxSizeFault {
             }
         })
         usleep(UInt32(seconds * 1e6))
-        publishing.stop()
-        raising.stop()
-        let sent = sensors.publisher.acknowledged + alarms.publisher.acknowledged
-        _ = sensors.publisher.waitForAcknowledgements(sensors.publisher.acknowledged, timeout: 60)
+        let sensorsSent = publishing.stop().sent
+        let alarmsSent = raising.stop().sent
+        let sent = sensorsSent + alarmsSent
+        if !sensors.publisher.waitForAcknowledgements(sensorsSent, timeout: 60) || !alarms.publisher.waitForAcknowledgements(alarmsSent) {
+            result.failures.append("the broker did not acknowledge every reading")
+        }
         waitUntilDrained(daemon, atLeast: Int64(sent))
         // Let maintenance (every 2 s) bring the buffer down to max_size.
         _ = eventually(timeout: 10, interval: 0.2) { ((try? daemon.reader().usedBytes()) ?? .max) <= (1 << 20) + (128 << 10) }

@@ -39,7 +39,7 @@ struct DaemonClockTests {
         r.step = 86_400_000_000  // forward a day
         for s in 21...30 { r.second(s) }
         #expect(r.line.time(mono: Self.ns(30)) == Self.start.adding(.seconds(30)))
-        #expect(r.events.count == 1, "still stepped (by another offset): not reported again")
+        #expect(r.events == [.stepped(offset: -3_600_000_000), .stepped(offset: 86_400_000_000)], "a second step is a second report")
         #expect(r.line.offset == 86_400_000_000)
         r.step = 0  // set right again
         for s in 31...40 { r.second(s) }
@@ -55,18 +55,30 @@ struct DaemonClockTests {
         let behind = r.line.offset
         #expect(behind > 380_000 && behind < 400_000, "slews no faster than 1 ms per second: \(behind)")
         for s in 11...500 { r.second(s) }
-        #expect(abs(r.line.offset) <= 1_000, "caught up within 0.4 s / 1 ms per s: \(r.line.offset)")
+        #expect(r.line.offset == 0, "caught up within 0.4 s / 1 ms per s: \(r.line.offset)")
         r.step = -400_000  // and back: the time line slows down but never goes back
         for s in 501...1400 { r.second(s) }
-        #expect(abs(r.line.offset) <= 1_000)
+        #expect(r.line.offset == 0)
         #expect(r.events.isEmpty)
+    }
+
+    /// Long without a look at the wall clock (ingest paused, say): the slew stops at the
+    /// offset it had to close, it does not run on past it.
+    @Test func theSlewStopsAtTheOffset() {
+        var line = TimeLine(wall: Self.start, mono: 0)
+        _ = line.adjust(wall: Self.start.adding(.milliseconds(2500)), mono: Self.ns(1))  // 1.5 s ahead
+        let day = Self.ns(86_400)
+        #expect(line.time(mono: day) == Self.start.adding(.seconds(86_400)).adding(.milliseconds(1500)))
+        #expect(line.adjust(wall: Self.start.adding(.seconds(86_400)).adding(.milliseconds(1500)), mono: day) == nil)
+        #expect(line.offset == 0)
     }
 
     @Test func aLeapSecondIsNotAStep() {
         var r = Run()
-        r.step = -1_000_000
+        r.step = -1_000_001  // read to the microsecond, a hair over a second
         for s in 1...5 { r.second(s) }
         #expect(r.events.isEmpty)
+        #expect(!r.line.stepped)
     }
 
     /// A reading's own timestamp is judged against the time line and, after a step, the
@@ -95,10 +107,35 @@ struct DaemonClockTests {
         #expect(verdict(eightDaysBack) == .tooOld)
         d.wallOffset = .days(1)  // the wall clock stepped a day ahead
         #expect(verdict(aDayAhead) == nil)
+        #expect(d.takeShifted() == 1)
         #expect(verdict(aDayAhead.adding(.minutes(6))) == .futureTimestamp)
         #expect(verdict(eightDaysBack) == .tooOld)
+        #expect(verdict(Self.start.subtracting(.seconds(30))) == nil, "a sensor on the time line")
+        #expect(d.takeShifted() == 0)
         d.wallOffset = TimeSpan(micros: -TimeSpan.days(1).micros)  // a day behind
-        #expect(verdict(eightDaysBack) == nil)
+        #expect(verdict(eightDaysBack.subtracting(.minutes(1))) == .tooOld, "over seven days before the stepped clock: too old there too")
+        #expect(verdict(Self.start.subtracting(.days(1))) == nil)
         #expect(verdict(aDayAhead) == .futureTimestamp)
+    }
+
+    /// A sensor that follows the stepped wall clock: its readings land on the time line,
+    /// where rules, windows and aggregates expect them.
+    @Test func timestampsThatFollowTheSteppedClockAreMovedOntoTheTimeLine() throws {
+        let subs = [
+            SubscriptionSpec(
+                network: "energy", filter: try TopicFilter("energy/+/+/+"), layout: try TopicLayout("energy/{site}/{device}/{metric}"),
+                format: .auto)
+        ]
+        var d = MessageDecoder(subscriptions: subs, limits: IngestLimits())
+        d.wallOffset = TimeSpan(micros: -3_600_000_000)  // the wall clock an hour back
+        var out: [Reading] = []
+        let sent = Self.start.subtracting(.hours(1)).adding(.milliseconds(250))  // the sensor's clock is the stepped one
+        let topic = Array("energy/s/d/v".utf8)
+        let payload = Array("{\"value\":1,\"ts\":\(sent.secondsString)}".utf8)
+        try topic.withUnsafeBytes { t in
+            try payload.withUnsafeBytes { p in try d.decode(topic: t, payload: p, receivedAt: Self.start, into: &out) }
+        }
+        #expect(out.map(\.timestamp) == [Self.start.adding(.milliseconds(250))])
+        #expect(d.takeShifted() == 1)
     }
 }

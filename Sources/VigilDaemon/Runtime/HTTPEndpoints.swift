@@ -130,6 +130,9 @@ enum MetricsText {
             "vigil_clock_offset_seconds", "gauge", "The wall clock minus vigil's time line (non-zero after a step while vigil runs).",
             [("", s.clockOffset.seconds)])
         metric("vigil_clock_steps_total", "counter", "Times the wall clock was stepped away from vigil's time line.", [("", Double(s.clockSteps))])
+        metric(
+            "vigil_readings_clock_shifted_total", "counter",
+            "Readings whose own timestamp followed the stepped wall clock, moved onto vigil's time line.", [("", Double(s.readingsShifted))])
         metric("vigil_inbox_depth", "gauge", "Messages waiting between the MQTT thread and ingest.", [("", Double(daemon.pipeline.inbox.depth))])
         metric(
             "vigil_backpressure_seconds_total", "counter", "Time the MQTT thread waited because ingest was behind.",

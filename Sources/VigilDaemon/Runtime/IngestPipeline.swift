@@ -42,6 +42,8 @@ public struct IngestSnapshot: Sendable {
     public var clockOffset: TimeSpan = .zero
     public var clockStepped = false
     public var clockSteps: UInt64 = 0
+    /// Readings whose own timestamp followed the stepped wall clock, moved onto the time line.
+    public var readingsShifted: UInt64 = 0
     /// The pipeline has finished: everything received is committed.
     public var stopped = false
     public var rejectedTotal: UInt64 { rejected.values.reduce(0, +) }
@@ -200,11 +202,11 @@ public final class IngestPipeline: @unchecked Sendable {
             try writer.flushSeriesSeen()
             if let o = outbound { _ = try o.markAcknowledged(writer: writer, now: DaemonClock.shared.now()) }
             try writer.commit()
+            // The last status record says so: `vigil status` then tells a clean stop from a crash.
+            local.stopped = true
         } catch {
             logger.error("final commit failed: \(error)")
         }
-        // The last status record says so: `vigil status` then tells a clean stop from a crash.
-        local.stopped = true
         publish()
         do {
             try writer.setMetaOutsideBatch("status", status.json(ingest: local, inboxDepth: inbox.depth, backPressure: inbox.backPressure))
@@ -218,7 +220,12 @@ public final class IngestPipeline: @unchecked Sendable {
             local.messagesReceived += 1
             readings.removeAll(keepingCapacity: true)
             do throws(RejectReason) {
-                try decoder.decode(topic: topic, payload: payload, receivedAt: receivedAt, into: &readings)
+                do throws(RejectReason) {
+                    try decoder.decode(topic: topic, payload: payload, receivedAt: receivedAt, into: &readings)
+                } catch where (error.code == .futureTimestamp || error.code == .tooOld) && watchClock() {
+                    // The wall clock was stepped since the last look: judge it again.
+                    try decoder.decode(topic: topic, payload: payload, receivedAt: receivedAt, into: &readings)
+                }
             } catch {
                 rejected(error, topic: topic, payload: payload, at: receivedAt)
                 return
@@ -249,6 +256,7 @@ public final class IngestPipeline: @unchecked Sendable {
             local.senmlSkipped = skipped
         }
         writer.count(CounterName.messagesReceived, Int64(batch.count))
+        local.readingsShifted += UInt64(decoder.takeShifted())
     }
 
     private func rejected(_ reason: RejectReason, topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, at: Timestamp) {
@@ -362,6 +370,7 @@ public final class IngestPipeline: @unchecked Sendable {
         stats.withLock { $0.lastProgress = now }
         if now >= nextStatusWrite {
             nextStatusWrite = now + 1
+            watchClock()
             try? writer.setMetaOutsideBatch("status", status.json(ingest: local, inboxDepth: inbox.depth, backPressure: inbox.backPressure))
         }
     }
@@ -506,9 +515,11 @@ extension IngestPipeline {
     }
 
     /// Compares vigil's time line with the wall clock: says so when the wall clock is stepped
-    /// (vigil keeps its time line until it restarts) and lets readings whose timestamps
-    /// fit the stepped wall clock through.
-    private func watchClock() {
+    /// (vigil keeps its time line until it restarts) and has the decoder move timestamps
+    /// that follow the stepped wall clock onto the time line. Returns whether that changed.
+    @discardableResult
+    private func watchClock() -> Bool {
+        let before = decoder.wallOffset
         let event = DaemonClock.shared.adjust()
         let (offset, stepped) = DaemonClock.shared.offset
         local.clockOffset = TimeSpan(micros: offset)
@@ -525,6 +536,7 @@ extension IngestPipeline {
         case nil:
             break
         }
+        return decoder.wallOffset != before
     }
 
     static func seconds(_ micros: Int64) -> String { String(format: "%+.3f", Double(micros) / 1e6) }
