@@ -138,4 +138,19 @@ struct DaemonClockTests {
         #expect(out.map(\.timestamp) == [Self.start.adding(.milliseconds(250))])
         #expect(d.takeShifted() == 1)
     }
+
+    /// A restart after the wall clock went back: the stored timers lie ahead and start
+    /// from now instead of waiting for the difference.
+    @Test func storedTimersAheadStartFromNow() throws {
+        let series = try #require(SeriesKey(path: "energy/s/d/v"))
+        let later = Self.start.adding(.hours(1))
+        let r = AlertStateRecord(
+            rule: "r", series: series, level: .yellow, since: later, pending: [.red: later], absent: [.yellow: Self.start],
+            lastValue: 1, threshold: 2)
+        let clamped = try #require(r.timersNotAfter(Self.start))
+        #expect(clamped.pending == [.red: Self.start])
+        #expect(clamped.absent == [.yellow: Self.start])
+        #expect(clamped.since == later, "the alert's since is data: kept")
+        #expect(r.timersNotAfter(later) == nil, "nothing ahead: nothing to do")
+    }
 }

@@ -12,6 +12,17 @@ public struct AlertStateRecord: Sendable, Equatable {
     public var lastValue: Double?
     public var threshold: Double?
 
+    /// The same state with its `for` and `clear_for` timers started no later than `now`:
+    /// timers stored by a run whose clock was ahead (the wall clock went back between two
+    /// runs) would otherwise be held back by the difference. Nil when nothing lay ahead.
+    public func timersNotAfter(_ now: Timestamp) -> AlertStateRecord? {
+        guard pending.values.contains(where: { $0 > now }) || absent.values.contains(where: { $0 > now }) else { return nil }
+        var r = self
+        r.pending = pending.mapValues { min($0, now) }
+        r.absent = absent.mapValues { min($0, now) }
+        return r
+    }
+
     public init(
         rule: String, series: SeriesKey, level: AlertLevel?, since: Timestamp?, pending: [AlertLevel: Timestamp],
         absent: [AlertLevel: Timestamp], lastValue: Double?, threshold: Double?

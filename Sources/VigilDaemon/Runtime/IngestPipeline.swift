@@ -442,7 +442,16 @@ extension IngestPipeline {
                 try o.start(writer: writer, config: aggregateConfig)
                 o.restoreBacklogAlert(try writer.lastTransition(rule: Outbound.backlogRule))
             }
-            let records = previous.isEmpty && reason.isEmpty ? try writer.loadAlertStates() : previous
+            var records = previous.isEmpty && reason.isEmpty ? try writer.loadAlertStates() : previous
+            // A clock that went back since the last run: what it stored lies ahead. Timers
+            // and last-seen times start from now rather than wait for the difference.
+            var ahead = 0
+            for i in records.indices {
+                if let r = records[i].timersNotAfter(now) {
+                    records[i] = r
+                    ahead += 1
+                }
+            }
             let orphans = engine.restore(records)
             for o in orphans {
                 if let t = RuleEngine.orphanResolved(o, now: now, reason: reason.isEmpty ? "its rule is gone" : reason) {
@@ -454,7 +463,15 @@ extension IngestPipeline {
                 idle.absent = [:]
                 try writer.saveAlertState(idle, now: now)
             }
-            for (series, seen) in writer.knownSeries { engine.knowSeries(series, lastSeen: seen) }
+            for (series, seen) in writer.knownSeries {
+                if seen > now { ahead += 1 }
+                engine.knowSeries(series, lastSeen: min(seen, now))
+            }
+            if ahead > 0 {
+                logger.warning(
+                    "the stored rule timers and last-seen times lie ahead of the clock (it went back since they were stored): started from now",
+                    metadata: ["count": "\(ahead)"])
+            }
             let window = engine.longestWindow
             var replayed = 0
             // One pass over the buffer rebuilds the rule windows and, at start, the open
