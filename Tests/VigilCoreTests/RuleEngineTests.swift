@@ -36,14 +36,15 @@ struct Harness {
 func rule(
     _ id: String = "r", match: String = "water/+/+/level", stat: RuleStat = .last, window: TimeSpan = .zero,
     op: RuleOp = .gt, levels: [AlertLevel: Double] = [.yellow: 4.5, .orange: 5.2, .red: 6.0], hysteresis: Double = 0,
-    holdFor: TimeSpan = .zero, clearFor: TimeSpan = .zero, message: String? = nil, overrides: [RuleOverride] = []
+    holdFor: TimeSpan = .zero, clearFor: TimeSpan = .zero, message: String? = nil, resolvedMessage: String? = nil,
+    overrides: [RuleOverride] = []
 ) -> Rule {
     Rule(
         id: id, match: try! TopicFilter(match),
         kind: .threshold(
             ThresholdSpec(
                 stat: stat, window: window, op: op, thresholds: Thresholds(levels), hysteresis: hysteresis,
-                holdFor: holdFor, clearFor: clearFor)), message: message, overrides: overrides)
+                holdFor: holdFor, clearFor: clearFor)), message: message, resolvedMessage: resolvedMessage, overrides: overrides)
 }
 
 let level = "water/st/g/level"
@@ -70,6 +71,19 @@ struct RuleEngineTests {
         #expect(t.alertID == "r:water/st/g/level")
         h.read(level, 6.1, at: 5)
         #expect(h.out[1].previousLevel == .orange && h.out[1].since == Harness.at(0))
+    }
+
+    /// The value that ends an alert is on the other side of the line: a resolved
+    /// transition does not reuse the raise wording ("4.0 m over yellow line").
+    @Test func resolvedTransitionsHaveTheirOwnMessage() {
+        var h = Harness([rule(message: "{site} river level {value} m over {level} line {threshold} m")])
+        h.read(level, 4.6, at: 0, unit: "m")
+        h.read(level, 4.0, at: 10, unit: "m")
+        #expect(h.out.map(\.message) == ["st river level 4.6 m over yellow line 4.5 m", "water/st/g/level resolved: 4 m back within the yellow threshold 4.5 m"])
+        var c = Harness([rule(message: "{site} over {level}", resolvedMessage: "{site} river level {value} m back under the {level} line {threshold} m")])
+        c.read(level, 4.6, at: 0)
+        c.read(level, 4.0, at: 10)
+        #expect(c.out.last?.message == "st river level 4 m back under the yellow line 4.5 m")
     }
 
     @Test func downwardRules() {

@@ -95,6 +95,29 @@ struct RuleFileTests {
         ])
     }
 
+    @Test func resolvedMessage() throws {
+        #expect(diagnostics("""
+            rules:
+              - id: a
+                match: water/+/+/level
+                op: ">"
+                levels: { yellow: 5 }
+                resolved_message: "{site} back to {colour}"
+            """) == [
+            "r.yaml:6:23: rule a: resolved_message has unknown placeholder {colour}; known: {device} {level} {metric} {network} {rule} {series} {site} {threshold} {unit} {value}"
+        ])
+        let dir = TemporaryDirectory()
+        try """
+            rules:
+              - id: a
+                match: water/+/+/level
+                op: ">"
+                levels: { yellow: 5 }
+                resolved_message: "{site} back under {threshold} m"
+            """.write(toFile: dir.file("a.yaml"), atomically: true, encoding: .utf8)
+        #expect(try RuleFiles.load(directory: dir.path).first?.resolvedMessage == "{site} back under {threshold} m")
+    }
+
     /// `vigil check` reports rule mistakes as file:line:column; `--series` explains what applies.
     @Test func checkCommandWithRules() throws {
         let dir = TemporaryDirectory()

@@ -146,6 +146,8 @@ public struct Rule: Sendable, Equatable {
     public var match: TopicFilter
     public var kind: Kind
     public var message: String?
+    /// The message of a resolved transition (the raise wording would read wrong there).
+    public var resolvedMessage: String?
     /// Overrides in file order; the first that matches a series applies.
     public var overrides: [RuleOverride]
     /// Where the rule was written, for `vigil check --series`.
@@ -154,13 +156,14 @@ public struct Rule: Sendable, Equatable {
 
     public init(
         id: String, description: String = "", match: TopicFilter, kind: Kind, message: String? = nil,
-        overrides: [RuleOverride] = [], file: String = "", line: Int = 0
+        resolvedMessage: String? = nil, overrides: [RuleOverride] = [], file: String = "", line: Int = 0
     ) {
         self.id = id
         self.description = description
         self.match = match
         self.kind = kind
         self.message = message
+        self.resolvedMessage = resolvedMessage
         self.overrides = overrides
         self.file = file
         self.line = line

@@ -345,7 +345,9 @@ public final class RuleEngine {
         threshold: Double?, now: Timestamp
     ) -> AlertTransition {
         let rule = rules[s.rule]
-        let template = rule.message ?? Self.defaultMessage(rule)
+        let template =
+            state == .resolved
+            ? rule.resolvedMessage ?? Self.defaultResolvedMessage(rule, unit: s.unit) : rule.message ?? Self.defaultMessage(rule)
         let message = Rule.render(
             template, series: s.series, rule: rule.id, value: value, unit: s.unit, level: level, threshold: threshold)
         return AlertTransition(
@@ -360,6 +362,19 @@ public final class RuleEngine {
             return "{series} \(stat){value}{unit} \(spec.op.rawValue) {level} threshold {threshold}"
         case .stale:
             return "{series} silent for {value} s (limit {threshold} s)"
+        }
+    }
+
+    /// A resolved transition's message when the rule gives none: op-neutral, since the
+    /// value that ends an alert is on the other side of the line the message names.
+    static func defaultResolvedMessage(_ rule: Rule, unit: String?) -> String {
+        switch rule.kind {
+        case .threshold(let spec):
+            let stat = spec.stat == .last ? "" : "\(spec.stat.rawValue) "
+            let u = unit.map { " \($0)" } ?? ""
+            return "{series} resolved: \(stat){value}\(u) back within the {level} threshold {threshold}\(u)"
+        case .stale:
+            return "{series} resolved: reporting again"
         }
     }
 

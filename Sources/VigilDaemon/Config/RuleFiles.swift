@@ -55,7 +55,7 @@ public enum RuleFiles {
     }
 
     static let ruleKeys = [
-        "id", "description", "match", "stat", "window", "op", "levels", "hysteresis", "for", "clear_for", "message",
+        "id", "description", "match", "stat", "window", "op", "levels", "hysteresis", "for", "clear_for", "message", "resolved_message",
         "overrides", "stale", "level",
     ]
     static let overrideKeys = ["match", "levels", "hysteresis", "for", "clear_for", "stale", "level"]
@@ -96,12 +96,14 @@ public enum RuleFiles {
         let match = filter(matchNode.value, "\(what): match", reader: &r)
         var description = ""
         if let d = m["description"], let s = r.string(d.value, "\(what): description") { description = s }
-        var message: String?
-        if let msgNode = m["message"], let s = r.string(msgNode.value, "\(what): message") {
-            if let bad = unknownPlaceholder(s) {
-                r.error(msgNode.value, "\(what): message has unknown placeholder {\(bad)}; known: \(Rule.placeholders.sorted().map { "{\($0)}" }.joined(separator: " "))")
+        var messages: [String: String] = [:]
+        for key in ["message", "resolved_message"] {
+            if let msgNode = m[key], let s = r.string(msgNode.value, "\(what): \(key)") {
+                if let bad = unknownPlaceholder(s) {
+                    r.error(msgNode.value, "\(what): \(key) has unknown placeholder {\(bad)}; known: \(Rule.placeholders.sorted().map { "{\($0)}" }.joined(separator: " "))")
+                }
+                messages[key] = s
             }
-            message = s
         }
         let kind: Rule.Kind?
         if let staleNode = m["stale"] {
@@ -154,7 +156,8 @@ public enum RuleFiles {
         let line = node.mark?.line ?? 0
         guard r.diagnostics.count == errorsBefore, let kind, let match else { return (nil, id, idNode.value, line) }
         let rule = Rule(
-            id: id, description: description, match: match, kind: kind, message: message, overrides: overrides,
+            id: id, description: description, match: match, kind: kind, message: messages["message"],
+            resolvedMessage: messages["resolved_message"], overrides: overrides,
             file: r.file, line: line)
         return (rule, id, idNode.value, line)
     }
