@@ -14,10 +14,9 @@ import VigilTestSupport
 /// not prune a day's worth at the forward step, aggregate windows close on time, none
 /// repeats and each counts every reading, and the upstream seq has no gap or repeat.
 enum ClockFault {
-    /// The preload library, built beside this executable.
+    /// The preload library, built beside the daemon.
     static var library: String {
-        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("libvigil-stepped-clock.so").path
+        URL(fileURLWithPath: DaemonProcess.binary).deletingLastPathComponent().appendingPathComponent("libvigil-stepped-clock.so").path
     }
 
     static func run() throws -> FaultResult {
