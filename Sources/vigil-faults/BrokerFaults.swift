@@ -50,22 +50,18 @@ enum BrokerRestartFault {
 enum UpstreamOutageFault {
     static func run(seconds: Double) throws -> FaultResult {
         var result = FaultResult(fault: "upstream down \(Int(seconds)) s under 1,000 readings/s", times: 1, readingsLost: "", messagesLost: "", duplicates: "", recovery: "")
-        let local = try Broker()
-        let upstream = try Broker()
-        let collector = try UpstreamCollector(broker: upstream)
-        defer { collector.close() }
-        let daemon = try DaemonProcess(
-            config: DaemonProcess.config(
-                gateway: "gw-outage", localPort: local.port,
-                extra: DaemonProcess.upstreamSection(port: upstream.port, maxInflight: nil)))
         // An alert raised while upstream is away: s0's values pass the threshold halfway through.
-        try """
-            rules:
-              - id: high
-                match: energy/s0/+/v
-                op: ">"
-                levels: { red: \(Int(3000 + seconds * 500)) }
-            """.write(toFile: daemon.directory.file("rules.d/r.yaml"), atomically: true, encoding: .utf8)
+        let rig = try FaultRig(
+            gateway: "gw-outage", maxInflight: nil,
+            rules: """
+                rules:
+                  - id: high
+                    match: energy/s0/+/v
+                    op: ">"
+                    levels: { red: \(Int(3000 + seconds * 500)) }
+                """)
+        let (local, upstream, daemon) = (rig.local, rig.upstream, rig.daemon)
+        defer { rig.collector.close() }
         try daemon.start()
         let publisher = try TestPublisher(broker: local, topics: (0..<50).map { "energy/s\($0)/m/v" })
         let publishing = Publishing(publisher, rate: 1000)
@@ -87,30 +83,24 @@ enum UpstreamOutageFault {
         let drainSeconds = Date().timeIntervalSince(started)
         if !drained { result.failures.append("the backlog of \(backlog) did not drain") }
         usleep(2_000_000)
-        publishing.stop()
-        let sent = publisher.publisher.acknowledged
-        _ = publisher.publisher.waitForAcknowledgements(sent, timeout: 60)
-        waitUntilDrained(daemon, atLeast: Int64(sent))
+        let sent = publishing.stopAndDrain(publisher, into: daemon, failures: &result.failures)
         _ = eventually(timeout: 60, interval: 0.1) { (try? scalar(daemon, "SELECT count(*) FROM outbox WHERE delivered IS NULL")) == 0 }
         let counts = try storedValueCounts(daemon)
         let lostReadings = (0..<sent).filter { counts[$0] == nil }.count
         if lostReadings > 0 { result.failures.append("\(lostReadings) readings not stored") }
-        let maxSeq = try scalar(daemon, "SELECT max(seq) FROM outbox")
-        let received = collector.all.filter { $0.seq > 0 && !$0.retained }
-        let distinct = Set(received.map(\.seq))
-        let missing = maxSeq - Int64(distinct.filter { $0 <= maxSeq }.count)
-        if missing > 0 { result.failures.append("\(missing) of \(maxSeq) messages never reached upstream") }
+        let up = try rig.tally()
+        if up.missing > 0 { result.failures.append("\(up.missing) of \(up.maxSeq) messages never reached upstream") }
         // In order: within each kind, the first arrival of each seq comes in seq order.
         for kind in ["/agg/", "/alert/"] {
             var seen = Set<Int64>()
             var firsts: [Int64] = []
-            for m in received where m.topic.contains(kind) && seen.insert(m.seq).inserted { firsts.append(m.seq) }
+            for m in up.received where m.topic.contains(kind) && seen.insert(m.seq).inserted { firsts.append(m.seq) }
             if firsts != firsts.sorted() { result.failures.append("\(kind) messages first arrived out of seq order") }
         }
-        if !received.contains(where: { $0.isAlert }) { result.failures.append("no alert reached upstream") }
+        if !up.received.contains(where: { $0.isAlert }) { result.failures.append("no alert reached upstream") }
         result.readingsLost = "\(lostReadings) of \(sent)"
-        result.messagesLost = "\(missing) of \(maxSeq) (backlog \(backlog) at reconnection)"
-        result.duplicates = "upstream: \(received.count - distinct.count) (in-flight window)"
+        result.messagesLost = "\(up.missing) of \(up.maxSeq) (backlog \(backlog) at reconnection)"
+        result.duplicates = "upstream: \(up.duplicates) (in-flight window)"
         result.recovery = String(
             format: "reconnected %.1f s after upstream returned (backoff), backlog delivered %.1f s later", reconnectSeconds,
             drainSeconds - reconnectSeconds)

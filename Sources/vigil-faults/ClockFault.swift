@@ -27,23 +27,23 @@ enum ClockFault {
             result.failures.append("\(library) is missing (swift build makes it)")
             return result
         }
-        let local = try Broker()
-        let upstream = try Broker()
-        let collector = try UpstreamCollector(broker: upstream, clientID: "collector-clock")
-        let daemon = try DaemonProcess(
-            config: DaemonProcess.config(
-                gateway: "gw-clock", localPort: local.port, extra: DaemonProcess.upstreamSection(port: upstream.port)
-            ).replacingOccurrences(of: "retention: 7d", with: "retention: 12h")
-                // A loaded machine may take over a second from publish to receipt.
-                .replacingOccurrences(of: "allowed_lateness: 1s", with: "allowed_lateness: 5s"))
-        try """
-            rules:
-              - id: hold
-                match: energy/gw/hold/v
-                op: ">"
-                for: 8s
-                levels: { red: 100 }
-            """.write(toFile: daemon.directory.file("rules.d/r.yaml"), atomically: true, encoding: .utf8)
+        let rig = try FaultRig(
+            gateway: "gw-clock",
+            rules: """
+                rules:
+                  - id: hold
+                    match: energy/gw/hold/v
+                    op: ">"
+                    for: 8s
+                    levels: { red: 100 }
+                """,
+            adjust: {
+                $0.replacingOccurrences(of: "retention: 7d", with: "retention: 12h")
+                    // A loaded machine may take over a second from publish to receipt.
+                    .replacingOccurrences(of: "allowed_lateness: 1s", with: "allowed_lateness: 5s")
+            })
+        let (local, collector, daemon) = (rig.local, rig.collector, rig.daemon)
+        defer { collector.close() }
         // The daemon's wall clock is the true one plus the seconds this file says.
         let offsetFile = daemon.directory.file("clock-offset")
         func step(_ seconds: Int) { try? "\(seconds)\n".write(toFile: offsetFile, atomically: true, encoding: .utf8) }
@@ -89,13 +89,13 @@ enum ClockFault {
         at(7)
         stepAndFollow(86400)
         at(14)
-        publishing.stop()
         holding.stop()
         let followersSent = following.stop().sent
         let ended = Date()
-        let sent = sensors.publisher.acknowledged
-        _ = sensors.publisher.waitForAcknowledgements(sent, timeout: 60)
-        _ = followers.publisher.waitForAcknowledgements(followersSent, timeout: 60)
+        if !followers.publisher.waitForAcknowledgements(followersSent, timeout: 60) {
+            result.failures.append("the broker did not acknowledge every reading")
+        }
+        let sent = publishing.stopAndDrain(sensors, into: daemon, failures: &result.failures)
         waitUntilDrained(daemon, atLeast: Int64(sent + followersSent))
         // The last windows close a second after they end, a second late: then all is upstream.
         _ = eventually(timeout: 30, interval: 0.1) {
@@ -176,10 +176,8 @@ enum ClockFault {
         }
 
         // seq: no gap, no repeat.
-        let maxSeq = try scalar(daemon, "SELECT max(seq) FROM outbox")
-        let seqs = Set(collector.all.filter { $0.seq > 0 && !$0.retained }.map(\.seq))
-        let gaps = maxSeq - Int64(seqs.filter { $0 <= maxSeq }.count)
-        if gaps > 0 { result.failures.append("\(gaps) of \(maxSeq) upstream messages missing") }
+        let up = try rig.tally()
+        if up.missing > 0 { result.failures.append("\(up.missing) of \(up.maxSeq) upstream messages missing") }
         let sentTwice = try scalar(daemon, "SELECT count(*) - count(DISTINCT seq) FROM outbox")
         if sentTwice > 0 { result.failures.append("\(sentTwice) seqs used twice") }
 
@@ -198,7 +196,7 @@ enum ClockFault {
         if daemon.stop() != 0 { result.failures.append("vigil did not stop cleanly") }
 
         result.readingsLost = "\(lost) of \(sent), and \(followersLost) of \(followersSent) on the stepped clock (\(followersOff.count) off the time line); of \(held.count) without a timestamp, \(mislabelled.count) off the time line"
-        result.messagesLost = "\(gaps) of \(maxSeq); \(windows.count) windows, \(offTime) off time"
+        result.messagesLost = "\(up.missing) of \(up.maxSeq); \(windows.count) windows, \(offTime) off time"
         result.duplicates = "stored: \(doubled), windows sent twice: \(repeated)"
         result.recovery = raisedAfter >= 0 ? String(format: "for: 8s fired after %.1f s", raisedAfter) : "for: 8s never fired"
         sensors.close()

@@ -15,22 +15,18 @@ enum CrashFault {
 
     static func run(cycles: Int, rng: inout SeededGenerator) throws -> FaultResult {
         var result = FaultResult(fault: "kill -9 during 5,000 readings/s, upstream down and up", times: cycles, readingsLost: "", messagesLost: "", duplicates: "", recovery: "")
-        let local = try Broker()
-        let upstream = try Broker()
-        let collector = try UpstreamCollector(broker: upstream)
-        defer { collector.close() }
-        let daemon = try DaemonProcess(
-            config: DaemonProcess.config(
-                gateway: "gw-crash", localPort: local.port,
-                extra: DaemonProcess.upstreamSection(port: upstream.port)))
         // Raised by each series' first reading (every value is over -1), never resolved.
-        try """
-            rules:
-              - id: always
-                match: energy/+/+/v
-                op: ">"
-                levels: { red: -1 }
-            """.write(toFile: daemon.directory.file("rules.d/r.yaml"), atomically: true, encoding: .utf8)
+        let rig = try FaultRig(
+            gateway: "gw-crash",
+            rules: """
+                rules:
+                  - id: always
+                    match: energy/+/+/v
+                    op: ">"
+                    levels: { red: -1 }
+                """)
+        let (local, upstream, daemon) = (rig.local, rig.upstream, rig.daemon)
+        defer { rig.collector.close() }
         try daemon.start()
         let publisher = try TestPublisher(broker: local, topics: (0..<series).map { "energy/s\($0)/m/v" })
         let publishing = Publishing(publisher, rate: rate)
@@ -89,15 +85,12 @@ enum CrashFault {
             (try? scalar(daemon, "SELECT count(*) FROM outbox WHERE delivered IS NULL")) == 0
         }
         if !drained { result.failures.append("the outbox did not drain after upstream came back") }
-        let maxSeq = try scalar(daemon, "SELECT max(seq) FROM outbox")
-        let received = collector.all.filter { $0.seq > 0 && !$0.retained }
-        let distinct = Set(received.map(\.seq))
-        let missing = maxSeq - Int64(distinct.filter { $0 <= maxSeq }.count)
-        if missing > 0 { result.failures.append("\(missing) of \(maxSeq) outbox messages never reached upstream") }
-        let raisedUpstream = Set(received.filter { $0.isAlert && ($0.json["state"] as? String) == "raised" }.map { $0.json["series"] as? String ?? "" })
+        let up = try rig.tally()
+        if up.missing > 0 { result.failures.append("\(up.missing) of \(up.maxSeq) outbox messages never reached upstream") }
+        let raisedUpstream = Set(up.received.filter { $0.isAlert && ($0.json["state"] as? String) == "raised" }.map { $0.json["series"] as? String ?? "" })
         if raisedUpstream.count != series { result.failures.append("upstream saw \(raisedUpstream.count) distinct raised alerts, expected \(series)") }
-        result.messagesLost = "\(missing) of \(maxSeq)"
-        result.duplicates = "stored: \(doubled); upstream: \(received.count - distinct.count) (at least once)"
+        result.messagesLost = "\(up.missing) of \(up.maxSeq)"
+        result.duplicates = "stored: \(doubled); upstream: \(up.duplicates) (at least once)"
         result.recovery = "restart to subscribed: p50 \(ms(percentile(recoveries, 0.5))), max \(ms(recoveries.max() ?? 0))"
         publisher.close()
         daemon.stop()

@@ -45,10 +45,7 @@ enum DiskFullFault {
         let recovery = Date().timeIntervalSince(remounted)
         if !resumed { result.failures.append("ingest did not resume once space returned") }
         usleep(1_000_000)
-        publishing.stop()
-        let sent = publisher.publisher.acknowledged
-        _ = publisher.publisher.waitForAcknowledgements(sent, timeout: 60)
-        waitUntilDrained(daemon, atLeast: Int64(sent))
+        let sent = publishing.stopAndDrain(publisher, into: daemon, failures: &result.failures)
         let counts = try storedValueCounts(daemon)
         let missing = (0..<sent).filter { counts[$0] == nil }.count
         if missing > 0 { result.failures.append("\(missing) readings lost to the full disk") }

@@ -175,6 +175,53 @@ final class Publishing: @unchecked Sendable {
         done.wait()
         return lock.withLock { report! }
     }
+
+    /// Stops, waits until the broker has acknowledged every reading sent and the daemon has
+    /// stored what it got; returns how many were sent.
+    func stopAndDrain(_ publisher: TestPublisher, into daemon: DaemonProcess, failures: inout [String]) -> Int {
+        let sent = stop().sent
+        if !publisher.publisher.waitForAcknowledgements(sent, timeout: 60) { failures.append("the broker did not acknowledge every reading") }
+        waitUntilDrained(daemon, atLeast: Int64(sent))
+        return sent
+    }
+}
+
+/// The gateway's broker, an upstream broker with a collector on it, and a daemon between
+/// them (not started) with `rules` as its rule file.
+struct FaultRig {
+    let local: Broker
+    let upstream: Broker
+    let collector: UpstreamCollector
+    let daemon: DaemonProcess
+
+    /// - Parameter adjust: edits the daemon's config text (a smaller max_size, say).
+    init(gateway: String, maxInflight: Int? = 20, rules: String, adjust: (String) -> String = { $0 }) throws {
+        local = try Broker()
+        upstream = try Broker()
+        collector = try UpstreamCollector(broker: upstream)
+        daemon = try DaemonProcess(
+            config: adjust(
+                DaemonProcess.config(
+                    gateway: gateway, localPort: local.port,
+                    extra: DaemonProcess.upstreamSection(port: upstream.port, maxInflight: maxInflight))))
+        try rules.write(toFile: daemon.directory.file("rules.d/r.yaml"), atomically: true, encoding: .utf8)
+    }
+
+    /// What upstream received of the outbox so far.
+    func tally() throws -> UpstreamTally {
+        let received = collector.all.filter { $0.seq > 0 && !$0.retained }
+        return UpstreamTally(maxSeq: try scalar(daemon, "SELECT max(seq) FROM outbox"), received: received, distinct: Set(received.map(\.seq)))
+    }
+}
+
+/// Upstream messages against the outbox: seqs never received, and redeliveries.
+struct UpstreamTally {
+    let maxSeq: Int64
+    let received: [UpstreamCollector.Message]
+    let distinct: Set<Int64>
+    /// Seqs up to the outbox's highest that never arrived.
+    var missing: Int64 { maxSeq - Int64(distinct.filter { $0 <= maxSeq }.count) }
+    var duplicates: Int { received.count - distinct.count }
 }
 
 /// Waits until the stored count stops moving (what the broker held for vigil has drained).

@@ -13,20 +13,18 @@ enum MaxSizeFault {
         var result = FaultResult(
             fault: "buffer at max_size (1 MiB) during a \(Int(seconds)) s upstream outage, 1,200 readings/s over 200 series",
             times: 1, readingsLost: "", messagesLost: "", duplicates: "", recovery: "")
-        let local = try Broker()
-        let upstream = try Broker()
-        let collector = try UpstreamCollector(broker: upstream, clientID: "collector-maxsize")
-        let daemon = try DaemonProcess(
-            config: DaemonProcess.config(
-                gateway: "gw-max", localPort: local.port, extra: DaemonProcess.upstreamSection(port: upstream.port)
-            ).replacingOccurrences(of: "max_size: 1GiB", with: "max_size: 1MiB"))
-        try """
-            rules:
-              - id: alarm
-                match: energy/alarm/+/v
-                op: ">"
-                levels: { red: 100 }
-            """.write(toFile: daemon.directory.file("rules.d/r.yaml"), atomically: true, encoding: .utf8)
+        let rig = try FaultRig(
+            gateway: "gw-max",
+            rules: """
+                rules:
+                  - id: alarm
+                    match: energy/alarm/+/v
+                    op: ">"
+                    levels: { red: 100 }
+                """,
+            adjust: { $0.replacingOccurrences(of: "max_size: 1GiB", with: "max_size: 1MiB") })
+        let (local, upstream, collector, daemon) = (rig.local, rig.upstream, rig.collector, rig.daemon)
+        defer { collector.close() }
         try daemon.start()
         upstream.stop()
         let sensors = try TestPublisher(broker: local, topics: (0..<200).map { "energy/s\($0 % 20)/m\($0)/v" })
@@ -69,10 +67,8 @@ enum MaxSizeFault {
         if !drained { result.failures.append("the backlog did not drain, or vigil's backlog alert did not resolve") }
         usleep(500_000)
         let dropped = (try daemon.reader().counters())[CounterName.outboxDroppedAggregates] ?? 0
-        let maxSeq = try scalar(daemon, "SELECT max(seq) FROM outbox")
-        let received = collector.all.filter { $0.seq > 0 && !$0.retained }
-        let seqs = Set(received.map(\.seq))
-        let missing = maxSeq - Int64(seqs.filter { $0 <= maxSeq }.count)
+        let up = try rig.tally()
+        let (received, missing) = (up.received, up.missing)
         if missing != dropped {
             result.failures.append("upstream misses \(missing) seqs but \(dropped) aggregates were counted as dropped")
         }
@@ -86,7 +82,7 @@ enum MaxSizeFault {
 
         result.readingsLost = "\(Int64(sent) - stored) of \(sent) (\(prunedSize) pruned for max_size once summarised)"
         result.messagesLost = "\(missing) aggregates dropped, counted \(dropped); alerts: \(Int64(alertsUp) == events ? 0 : events - Int64(alertsUp)) of \(events)"
-        result.duplicates = "upstream: \(received.count - seqs.count) (in-flight window)"
+        result.duplicates = "upstream: \(up.duplicates) (in-flight window)"
         result.recovery = String(format: "backlog delivered and the backlog alert resolved %.1f s after upstream returned", recovery)
         sensors.close()
         alarms.close()

@@ -208,10 +208,15 @@ public final class IngestPipeline: @unchecked Sendable {
             logger.error("final commit failed: \(error)")
         }
         publish()
+        writeStatus()
+    }
+
+    /// The status record `vigil status` reads (a failed write is retried a second later).
+    private func writeStatus() {
         do {
             try writer.setMetaOutsideBatch("status", status.json(ingest: local, inboxDepth: inbox.depth, backPressure: inbox.backPressure))
         } catch {
-            logger.debug("final status write failed: \(error)")
+            logger.debug("status write failed: \(error)")
         }
     }
 
@@ -366,18 +371,21 @@ public final class IngestPipeline: @unchecked Sendable {
     /// While ingest waits for disk space: the watchdog and the status record still see a
     /// daemon that is alive (the status write may fail for want of space; it is retried).
     private func upkeepWhilePaused(at now: Double) {
-        local.lastProgress = now
-        stats.withLock { $0.lastProgress = now }
+        showProgress(at: now)
         if now >= nextStatusWrite {
             nextStatusWrite = now + 1
             watchClock()
-            try? writer.setMetaOutsideBatch("status", status.json(ingest: local, inboxDepth: inbox.depth, backPressure: inbox.backPressure))
+            writeStatus()
         }
     }
 
-    private func upkeep(at now: Double) {
+    private func showProgress(at now: Double) {
         local.lastProgress = now
         stats.withLock { $0.lastProgress = now }
+    }
+
+    private func upkeep(at now: Double) {
+        showProgress(at: now)
         if now >= nextTick {
             nextTick = now + 1
             tick()
@@ -385,11 +393,7 @@ public final class IngestPipeline: @unchecked Sendable {
         if now >= nextStatusWrite {
             nextStatusWrite = now + 1
             publish()
-            do {
-                try writer.setMetaOutsideBatch("status", status.json(ingest: local, inboxDepth: inbox.depth, backPressure: inbox.backPressure))
-            } catch {
-                logger.debug("status write failed: \(error)")
-            }
+            writeStatus()
         }
         if now >= nextSeriesFlush {
             nextSeriesFlush = now + 10
