@@ -59,7 +59,9 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "FlyingSocks", package: "FlyingFox"),
             ],
-            swiftSettings: settings
+            // Test hooks (a wedged ingest thread for the watchdog tests) exist in debug builds
+            // only: the release binary a gateway runs has none.
+            swiftSettings: settings + [.define("VIGIL_TEST_HOOKS", .when(configuration: .debug))]
         ),
         .executableTarget(name: "vigil", dependencies: ["VigilDaemon"], swiftSettings: settings),
         .target(

@@ -82,13 +82,24 @@ public struct TimeLine: Sendable {
     }
 }
 
-/// The process's time line (see `TimeLine`), read by any thread.
-public final class DaemonClock: Sendable {
+/// Where the daemon's parts read the time. `DaemonClock` in the daemon; tests pass a
+/// manual clock (`VigilTestSupport.ManualClock`) and move it themselves, so that ingest,
+/// rules and windows run in-process without sleeping.
+public protocol VigilClock: Sendable {
+    /// Now on the daemon's time line.
+    func now() -> Timestamp
+    /// Compares the time line with the wall clock; see `TimeLine.adjust`.
+    func adjust() -> TimeLine.Event?
+    /// The wall clock minus the time line at the last `adjust`, and whether that is a step.
+    var offset: (micros: Int64, stepped: Bool) { get }
+}
+
+/// The process's time line (see `TimeLine`) on the real clocks, read by any thread. The
+/// daemon makes one at start and hands it to each part.
+public final class DaemonClock: VigilClock {
     private let line: Mutex<TimeLine>
 
-    /// vigil's time line, started at the first use.
-    public static let shared = DaemonClock()
-
+    /// A time line that starts at the wall clock's now.
     public init() { line = Mutex(TimeLine(wall: .now(), mono: Self.mono())) }
 
     /// The never-stepping clock, nanoseconds.

@@ -70,19 +70,26 @@ public struct MessageBatch: Sendable {
 /// broker (libmosquitto sends PUBACK before the callback), so it is part of the window a
 /// crash can lose: keep `maxMessages` small.
 ///
-/// - Important: one producer and one consumer thread. `@unchecked Sendable` because every
-///   mutable field is read and written only with `condition` locked.
-public final class Inbox: @unchecked Sendable {
-    private let condition = MonotonicCondition()
-    private var batch = MessageBatch()
-    private var closed = false
-    private var consumerWaiting = false
-    /// How many waiting messages wake the consumer before its deadline.
-    private var consumerWakeAt = 1
-    private var producerWaiting = false
-    private var blockedNanos: UInt64 = 0
-    private var blockedCount: UInt64 = 0
-    private var pushed: UInt64 = 0
+/// One producer and one consumer thread; every field of the state is behind the lock.
+public final class Inbox: Sendable {
+    struct State {
+        var batch = MessageBatch()
+        var closed = false
+        var consumerWaiting = false
+        /// How many waiting messages wake the consumer before its deadline.
+        var consumerWakeAt = 1
+        var producerWaiting = false
+        var blockedNanos: UInt64 = 0
+        var blockedCount: UInt64 = 0
+        var pushed: UInt64 = 0
+
+        /// No room for `bytes` more (a message larger than the whole inbox still goes into an empty one).
+        func isFull(adding bytes: Int, maxMessages: Int, maxBytes: Int) -> Bool {
+            !batch.isEmpty && (batch.count >= maxMessages || batch.bytes.count + bytes > maxBytes)
+        }
+    }
+
+    private let state = ConditionLock(State())
 
     public let maxMessages: Int
     public let maxBytes: Int
@@ -94,23 +101,28 @@ public final class Inbox: @unchecked Sendable {
 
     /// Copies a message in; blocks while the inbox is full (back-pressure), unless closed.
     public func push(topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, receivedAt: Timestamp) {
-        condition.lock()
-        if batch.count >= maxMessages || batch.bytes.count + topic.count + payload.count > maxBytes, !batch.isEmpty {
-            let start = DispatchTime.now().uptimeNanoseconds
-            blockedCount += 1
-            while (batch.count >= maxMessages || batch.bytes.count + topic.count + payload.count > maxBytes)
-                && !batch.isEmpty && !closed
-            {
-                producerWaiting = true
-                condition.wait()
-            }
-            producerWaiting = false
-            blockedNanos += DispatchTime.now().uptimeNanoseconds - start
-        }
-        batch.append(topic: topic, payload: payload, receivedAt: receivedAt)
-        pushed += 1
-        if consumerWaiting && (batch.count >= consumerWakeAt || producerWaiting) { condition.broadcast() }
-        condition.unlock()
+        let size = topic.count + payload.count
+        var blockedAt: UInt64 = 0
+        let wakeConsumer = state.wait(
+            while: { s in
+                guard !s.closed, s.isFull(adding: size, maxMessages: maxMessages, maxBytes: maxBytes) else { return false }
+                if !s.producerWaiting {
+                    s.producerWaiting = true
+                    s.blockedCount += 1
+                    blockedAt = DispatchTime.now().uptimeNanoseconds
+                }
+                return true
+            },
+            then: { s in
+                if s.producerWaiting {
+                    s.producerWaiting = false
+                    s.blockedNanos += DispatchTime.now().uptimeNanoseconds - blockedAt
+                }
+                s.batch.append(topic: topic, payload: payload, receivedAt: receivedAt)
+                s.pushed += 1
+                return s.consumerWaiting && s.batch.count >= s.consumerWakeAt
+            })
+        if wakeConsumer { state.broadcast() }
     }
 
     /// Swaps the waiting messages into `spare` (which is cleared first).
@@ -122,63 +134,44 @@ public final class Inbox: @unchecked Sendable {
     /// - Returns: false when nothing came before the deadline or the inbox is closed and empty.
     public func take(into spare: inout MessageBatch, deadline: MonotonicDeadline?, wakeAt: Int = 1) -> Bool {
         spare.clear()
-        condition.lock()
-        defer { condition.unlock() }
-        consumerWakeAt = max(1, min(wakeAt, maxMessages))
-        while batch.count < consumerWakeAt && !closed && !producerWaiting {
-            consumerWaiting = true
-            if let deadline {
-                if !condition.wait(until: deadline) { break }
-            } else {
-                condition.wait()
-            }
-        }
-        consumerWaiting = false
-        guard !batch.isEmpty else { return false }
-        swap(&batch, &spare)
-        if producerWaiting { condition.broadcast() }
-        return true
+        let wakeAt = max(1, min(wakeAt, maxMessages))
+        let (got, wakeProducer) = state.wait(
+            until: deadline,
+            while: { s in
+                s.consumerWakeAt = wakeAt
+                s.consumerWaiting = s.batch.count < wakeAt && !s.closed && !s.producerWaiting
+                return s.consumerWaiting
+            },
+            then: { s in
+                s.consumerWaiting = false
+                guard !s.batch.isEmpty else { return (false, false) }
+                swap(&s.batch, &spare)
+                return (true, s.producerWaiting)
+            })
+        if wakeProducer { state.broadcast() }
+        return got
     }
 
     /// Wakes a waiting consumer without a message (to make it look at the clock or stop).
     public func wake() {
-        condition.lock()
-        condition.broadcast()
-        condition.unlock()
+        state.broadcast()
     }
 
     /// After close, `push` no longer blocks and `take` returns what is left, then false.
     public func close() {
-        condition.lock()
-        closed = true
-        condition.broadcast()
-        condition.unlock()
+        state.withLockBroadcasting { $0.closed = true }
     }
 
-    public var isClosed: Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return closed
-    }
+    public var isClosed: Bool { state.withLock { $0.closed } }
 
     /// The network thread is held by back-pressure now.
-    public var producerIsWaiting: Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return producerWaiting
-    }
+    public var producerIsWaiting: Bool { state.withLock { $0.producerWaiting } }
 
     /// Messages waiting now.
-    public var depth: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return batch.count
-    }
+    public var depth: Int { state.withLock { $0.batch.count } }
 
     /// How often and how long the network thread was held back because ingest was behind.
     public var backPressure: (count: UInt64, seconds: Double, pushed: UInt64) {
-        condition.lock()
-        defer { condition.unlock() }
-        return (blockedCount, Double(blockedNanos) / 1e9, pushed)
+        state.withLock { ($0.blockedCount, Double($0.blockedNanos) / 1e9, $0.pushed) }
     }
 }

@@ -110,9 +110,9 @@ enum MosquittoLibrary {
 /// exponential backoff and jitter until `stop()`. On each (re)connect the subscriptions are
 /// sent again, so they survive a broker that lost its session.
 ///
-/// - Important: `@unchecked Sendable`: libmosquitto serialises its callbacks on the network
-///   thread, `publish` is thread safe in libmosquitto, and the Swift-side mutable state is
-///   in `state`, guarded by its lock.
+/// - Important: `@unchecked Sendable` for the libmosquitto handle: libmosquitto serialises
+///   its callbacks on the network thread and `mosquitto_publish` is thread safe; the Swift
+///   side's mutable state is in `state`, reachable only with its lock held.
 public final class MQTTClient: @unchecked Sendable {
     public let endpoint: MQTTEndpoint
     public let subscriptions: [String]
@@ -121,7 +121,7 @@ public final class MQTTClient: @unchecked Sendable {
     public let qos: Int32
     let logger: Logger
     private let handle: OpaquePointer
-    private weak var delegate: MQTTClientDelegate?
+    private weak let delegate: MQTTClientDelegate?
 
     private struct State {
         var connected = false
@@ -136,8 +136,7 @@ public final class MQTTClient: @unchecked Sendable {
         var failureReported = false
     }
 
-    private let state = MonotonicCondition()
-    private var s = State()
+    private let state = ConditionLock(State())
     /// Monotonic seconds of the network loop's last turn (for the watchdog).
     private let loopBeat = Atomic<UInt64>(0)
 
@@ -145,7 +144,6 @@ public final class MQTTClient: @unchecked Sendable {
     public var lastLoop: Double { Double(loopBeat.load(ordering: .relaxed)) / 1e9 }
 
     private func beat() { loopBeat.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed) }
-    private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
 
     /// - Parameters:
@@ -208,51 +206,35 @@ public final class MQTTClient: @unchecked Sendable {
         if rc != MOSQ_ERR_SUCCESS.rawValue { throw MQTTError(code: rc, operation: op) }
     }
 
-    public var isConnected: Bool {
-        state.lock()
-        defer { state.unlock() }
-        return s.connected
-    }
+    public var isConnected: Bool { state.withLock { $0.connected } }
 
     /// How many times the connection was established.
-    public var connectCount: Int {
-        state.lock()
-        defer { state.unlock() }
-        return s.connects
-    }
+    public var connectCount: Int { state.withLock { $0.connects } }
 
-    public var lastError: String? {
-        state.lock()
-        defer { state.unlock() }
-        return s.lastError
-    }
+    public var lastError: String? { state.withLock { $0.lastError } }
 
     /// Starts the network thread, which connects and keeps reconnecting.
     public func start() {
-        state.lock()
-        guard !s.started else {
-            state.unlock()
-            return
+        let first = state.withLock { s in
+            defer { s.started = true }
+            return !s.started
         }
-        s.started = true
-        state.unlock()
+        guard first else { return }
         let t = Thread { [self] in
             runLoop()
             finished.signal()
         }
         t.name = "mqtt \(endpoint.clientID)@\(endpoint.address)"
-        thread = t
         t.start()
     }
 
     /// Disconnects cleanly and ends the network thread.
     /// - Parameter timeout: how long to wait for the thread.
     public func stop(timeout: TimeInterval = 10) {
-        state.lock()
-        let wasStarted = s.started && !s.stopping
-        s.stopping = true
-        state.broadcast()
-        state.unlock()
+        let wasStarted = state.withLockBroadcasting { s in
+            defer { s.stopping = true }
+            return s.started && !s.stopping
+        }
         guard wasStarted else { return }
         mosquitto_disconnect(handle)
         if finished.wait(timeout: .now() + timeout) == .timedOut {
@@ -275,30 +257,24 @@ public final class MQTTClient: @unchecked Sendable {
         return mid
     }
 
-    private var stopping: Bool {
-        state.lock()
-        defer { state.unlock() }
-        return s.stopping
-    }
+    private var stopping: Bool { state.withLock { $0.stopping } }
 
     /// Sleeps up to `seconds`, waking early on `stop()`, and showing life each second.
     private func pause(_ seconds: Double) {
         let deadline = MonotonicDeadline.after(seconds)
-        state.lock()
-        while !s.stopping {
+        while !stopping {
             let slice = min(deadline, .after(1))
             if slice.isPast { break }
-            _ = state.wait(until: slice)
+            state.wait(until: slice, while: { !$0.stopping }, then: { _ in })
             beat()
         }
-        state.unlock()
     }
 
     private func backoff() -> Double {
-        state.lock()
-        s.failures += 1
-        let n = s.failures
-        state.unlock()
+        let n = state.withLock { s in
+            s.failures += 1
+            return s.failures
+        }
         let base = endpoint.reconnectMin.seconds * pow(2, Double(min(n - 1, 20)))
         let capped = min(base, endpoint.reconnectMax.seconds)
         // Full jitter in the upper half, so a fleet that lost its broker does not return in step.
@@ -344,28 +320,31 @@ public final class MQTTClient: @unchecked Sendable {
     /// Returns whether it was connected, and whether the failure was already reported.
     @discardableResult
     private func markDisconnected() -> (wasConnected: Bool, failureReported: Bool) {
-        state.lock()
-        defer { state.unlock() }
-        let result = (s.connected, s.failureReported)
-        s.connected = false
-        s.failureReported = false
-        return result
+        state.withLock { s in
+            defer {
+                s.connected = false
+                s.failureReported = false
+            }
+            return (s.connected, s.failureReported)
+        }
     }
 
     /// Logs a connection failure, at most once every 10 s after the first few (with a count of what was suppressed).
     private func failed(_ message: String) {
-        state.lock()
-        s.lastError = message
         let now = MonotonicDeadline.now()
-        let log = s.failures < 3 || now.nanos - s.lastLogAt.nanos >= 10_000_000_000
-        let suppressed = s.suppressed
-        if log {
-            s.lastLogAt = now
-            s.suppressed = 0
-        } else {
-            s.suppressed += 1
+        let (log, suppressed) = state.withLock { s in
+            s.lastError = message
+            let log = s.failures < 3 || now.nanos - s.lastLogAt.nanos >= 10_000_000_000
+            defer {
+                if log {
+                    s.lastLogAt = now
+                    s.suppressed = 0
+                } else {
+                    s.suppressed += 1
+                }
+            }
+            return (log, s.suppressed)
         }
-        state.unlock()
         if log {
             var meta: Logger.Metadata = ["mqtt.broker": "\(endpoint.address)", "mqtt.client_id": "\(endpoint.clientID)"]
             if suppressed > 0 { meta["suppressed"] = "\(suppressed)" }
@@ -379,18 +358,16 @@ public final class MQTTClient: @unchecked Sendable {
         guard rc == 0 else {
             let reason = String(cString: mosquitto_connack_string(rc))
             failed("broker \(endpoint.address) refused the connection: \(reason)")
-            state.lock()
-            s.failureReported = true
-            state.unlock()
+            state.withLock { $0.failureReported = true }
             return
         }
-        state.lock()
-        s.connected = true
-        s.connects += 1
-        s.failures = 0
-        s.lastError = nil
-        let connects = s.connects
-        state.unlock()
+        let connects = state.withLock { s in
+            s.connected = true
+            s.connects += 1
+            s.failures = 0
+            s.lastError = nil
+            return s.connects
+        }
         let sessionPresent = flags & 1 == 1
         logger.info(
             "MQTT connected",
@@ -426,16 +403,14 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     fileprivate func disconnected(rc: Int32) {
-        state.lock()
-        let wasConnected = s.connected
-        s.connected = false
-        state.unlock()
-        let reason = rc == 0 ? "disconnected" : MQTTError(code: rc, operation: "connection lost").description
-        if wasConnected {
-            state.lock()
-            s.failureReported = true
-            state.unlock()
+        let wasConnected = state.withLock { s in
+            defer {
+                if s.connected { s.failureReported = true }
+                s.connected = false
+            }
+            return s.connected
         }
+        let reason = rc == 0 ? "disconnected" : MQTTError(code: rc, operation: "connection lost").description
         if rc != 0 && !stopping && wasConnected {
             logger.warning("MQTT connection lost", metadata: ["mqtt.broker": "\(endpoint.address)", "error": "\(reason)"])
         }

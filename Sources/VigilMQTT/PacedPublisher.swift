@@ -15,13 +15,11 @@ public struct PublishReport: Sendable {
 /// Publishes messages on an open-loop schedule: message `i` is due at `start + i / rate`,
 /// whatever the broker does, so a slow consumer shows up as lag, not as a lower rate.
 ///
-/// - Important: `@unchecked Sendable`: the counters are atomics-by-lock (`lock`), the
-///   client is thread safe, and `run` is called from one thread at a time.
+/// - Important: `@unchecked Sendable` for `client`, which `close()` drops: `run`, `connect`
+///   and `close` are called from one thread at a time. The counters are behind `state`'s lock.
 public final class PacedPublisher: MQTTClientDelegate, @unchecked Sendable {
     private var client: MQTTClient?
-    private let lock = MonotonicCondition()
-    private var acked = 0
-    private var connected = false
+    private let state = ConditionLock((acked: 0, connected: false))
     public let qos: Int32
 
     public init(endpoint: MQTTEndpoint, qos: Int32, logger: Logger = Logger(label: "vigil.publisher")) throws(MQTTError) {
@@ -34,38 +32,22 @@ public final class PacedPublisher: MQTTClientDelegate, @unchecked Sendable {
     /// Connects and waits for the broker's CONNACK.
     public func connect(timeout: TimeInterval = 10) -> Bool {
         client?.start()
-        lock.lock()
-        defer { lock.unlock() }
-        let deadline = MonotonicDeadline.after(timeout)
-        while !connected, lock.wait(until: deadline) {}
-        return connected
+        return state.wait(until: .after(timeout), while: { !$0.connected }, then: { $0.connected })
     }
 
     public func mqttConnected(sessionPresent: Bool) {
-        lock.lock()
-        connected = true
-        lock.broadcast()
-        lock.unlock()
+        state.withLockBroadcasting { $0.connected = true }
     }
 
     public func mqttDisconnected(reason: String) {
-        lock.lock()
-        connected = false
-        lock.unlock()
+        state.withLock { $0.connected = false }
     }
 
     public func mqttPublished(mid: Int32) {
-        lock.lock()
-        acked += 1
-        lock.broadcast()
-        lock.unlock()
+        state.withLockBroadcasting { $0.acked += 1 }
     }
 
-    public var acknowledged: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return acked
-    }
+    public var acknowledged: Int { state.withLock { $0.acked } }
 
     /// Publishes `count` messages at `rate` per second (0: as fast as possible).
     /// - Parameters:
@@ -118,11 +100,7 @@ public final class PacedPublisher: MQTTClientDelegate, @unchecked Sendable {
     /// Waits until `count` publishes are acknowledged (QoS 1) or written (QoS 0).
     @discardableResult
     public func waitForAcknowledgements(_ count: Int, timeout: TimeInterval = 30) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        let deadline = MonotonicDeadline.after(timeout)
-        while acked < count, lock.wait(until: deadline) {}
-        return acked >= count
+        state.wait(until: .after(timeout), while: { $0.acked < count }, then: { $0.acked >= count })
     }
 
     public func close() {

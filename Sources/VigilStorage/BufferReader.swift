@@ -126,10 +126,7 @@ public final class BufferReader {
 
     /// Bytes held by the buffer's pages, free pages not counted.
     public func usedBytes() throws(SQLiteError) -> Int64 {
-        let pages = try db.scalarInt("PRAGMA page_count") ?? 0
-        let free = try db.scalarInt("PRAGMA freelist_count") ?? 0
-        let size = try db.scalarInt("PRAGMA page_size") ?? 4096
-        return (pages - free) * size
+        try db.usedBytes()
     }
 
     /// Bytes on disk: the database file and its WAL.

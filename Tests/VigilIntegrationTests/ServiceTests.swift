@@ -43,7 +43,7 @@ extension Integration {
             let broker = try Broker()
             let listener = try NotifyListener()
             let daemon = try DaemonProcess(config: DaemonProcess.config(localPort: broker.port))
-            try daemon.start(environment: ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "2000000", "VIGIL_TEST_HOOKS": "1"])
+            try daemon.start(environment: ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "2000000"])
             #expect(eventually { !listener.times(of: "READY=1").isEmpty })
             #expect(eventually(timeout: 5) { listener.times(of: "WATCHDOG=1").count >= 3 })
             let pings = listener.times(of: "WATCHDOG=1")

@@ -18,15 +18,32 @@ func allReadings(_ dir: TemporaryDirectory, _ filter: String? = nil) throws -> [
     return out
 }
 
+extension Buffer {
+    /// Inserts in the open transaction (begun if none is), as the ingest thread does.
+    @discardableResult
+    func insertReading(_ r: Reading) throws(SQLiteError) -> Bool {
+        try readings.insert(r, try transaction()) != nil
+    }
+
+    /// A maintenance step in its own commit.
+    func maintainNow(now: Timestamp, prunableBefore: Timestamp? = nil, chunk: Int = 5000) throws(SQLiteError) -> MaintenanceReport {
+        try write { tx throws(SQLiteError) in try retention.maintain(now: now, prunableBefore: prunableBefore, chunk: chunk, tx) }
+    }
+
+    func markDeliveredNow(_ seqs: [Int64], at: Timestamp) throws(SQLiteError) {
+        try outbox.markDelivered(seqs, at: at, try transaction())
+    }
+}
+
 @Suite("SQLite buffer")
 struct BufferTests {
     @Test func roundTrip() throws {
         let dir = TemporaryDirectory()
-        let w = try BufferWriter(options: BufferOptions(directory: dir.path))
-        try w.begin()
-        try w.insert(reading("energy/s1/m1/voltage", 231.4, t0, unit: "V"))
-        try w.insert(reading("energy/s1/m1/voltage", 229.95, t0.adding(.milliseconds(1))))
-        try w.insert(reading("water/st7/g1/water_level", -0.000123, t0.adding(.seconds(1))))
+        let w = try Buffer(options: BufferOptions(directory: dir.path))
+        _ = try w.transaction()
+        try w.insertReading(reading("energy/s1/m1/voltage", 231.4, t0, unit: "V"))
+        try w.insertReading(reading("energy/s1/m1/voltage", 229.95, t0.adding(.milliseconds(1))))
+        try w.insertReading(reading("water/st7/g1/water_level", -0.000123, t0.adding(.seconds(1))))
         try w.commit()
         let rows = try allReadings(dir)
         #expect(rows == [
@@ -41,12 +58,12 @@ struct BufferTests {
 
     @Test func redeliveryStoredOnce() throws {
         let dir = TemporaryDirectory()
-        let w = try BufferWriter(options: BufferOptions(directory: dir.path))
-        try w.begin()
-        #expect(try w.insert(reading("energy/s/d/m", 1, t0)))
-        #expect(try !w.insert(reading("energy/s/d/m", 1, t0)))
+        let w = try Buffer(options: BufferOptions(directory: dir.path))
+        _ = try w.transaction()
+        #expect(try w.insertReading(reading("energy/s/d/m", 1, t0)))
+        #expect(try !w.insertReading(reading("energy/s/d/m", 1, t0)))
         // A different value at the same time is a different reading.
-        #expect(try w.insert(reading("energy/s/d/m", 2, t0)))
+        #expect(try w.insertReading(reading("energy/s/d/m", 2, t0)))
         try w.commit()
         #expect(try allReadings(dir).map(\.value) == [1, 2])
         #expect(try BufferReader(options: BufferOptions(directory: dir.path)).counters()[CounterName.readingsDuplicate] == 1)
@@ -56,28 +73,28 @@ struct BufferTests {
     @Test func uncommittedIsLostCommittedIsKept() throws {
         let dir = TemporaryDirectory()
         do {
-            let w = try BufferWriter(options: BufferOptions(directory: dir.path))
-            try w.begin()
-            try w.insert(reading("energy/s/d/m", 1, t0))
+            let w = try Buffer(options: BufferOptions(directory: dir.path))
+            _ = try w.transaction()
+            try w.insertReading(reading("energy/s/d/m", 1, t0))
             try w.commit()
-            try w.begin()
-            try w.insert(reading("energy/s/d/m", 2, t0.adding(.seconds(1))))
-            try w.insert(reading("energy/s/d/new", 2, t0.adding(.seconds(1))))
+            _ = try w.transaction()
+            try w.insertReading(reading("energy/s/d/m", 2, t0.adding(.seconds(1))))
+            try w.insertReading(reading("energy/s/d/new", 2, t0.adding(.seconds(1))))
             // Dropped without commit, as a crash would.
         }
         #expect(try allReadings(dir).map(\.value) == [1])
-        let w = try BufferWriter(options: BufferOptions(directory: dir.path))
-        #expect(w.knownSeries.map(\.0.path) == ["energy/s/d/m"])
+        let w = try Buffer(options: BufferOptions(directory: dir.path))
+        #expect(w.readings.knownSeries.map(\.0.path) == ["energy/s/d/m"])
     }
 
     @Test func rollbackForgetsNewSeries() throws {
         let dir = TemporaryDirectory()
-        let w = try BufferWriter(options: BufferOptions(directory: dir.path))
-        try w.begin()
-        try w.insert(reading("energy/s/d/m", 1, t0))
+        let w = try Buffer(options: BufferOptions(directory: dir.path))
+        _ = try w.transaction()
+        try w.insertReading(reading("energy/s/d/m", 1, t0))
         w.rollback()
-        try w.begin()
-        try w.insert(reading("energy/s/d/m", 2, t0))
+        _ = try w.transaction()
+        try w.insertReading(reading("energy/s/d/m", 2, t0))
         try w.commit()
         #expect(try allReadings(dir).map(\.value) == [2])
     }
@@ -86,9 +103,9 @@ struct BufferTests {
         let dir = TemporaryDirectory()
         var options = BufferOptions(directory: dir.path)
         options.rejectsKept = 10
-        let w = try BufferWriter(options: options)
+        let w = try Buffer(options: options)
         for i in 0..<35 {
-            w.reject(RejectRecord(at: t0.adding(.seconds(Int64(i))), topic: "t/\(i)", reason: RejectReason(i % 2 == 0 ? .invalidJSON : .badName, "d\(i)"), payloadPrefix: Array("payload \(i)".utf8), payloadSize: 100))
+            w.rejects.add(RejectRecord(at: t0.adding(.seconds(Int64(i))), topic: "t/\(i)", reason: RejectReason(i % 2 == 0 ? .invalidJSON : .badName, "d\(i)"), payloadPrefix: Array("payload \(i)".utf8), payloadSize: 100))
             if i % 7 == 0 { try w.commit() }
         }
         try w.commit()
@@ -106,14 +123,14 @@ struct BufferTests {
         let dir = TemporaryDirectory()
         var options = BufferOptions(directory: dir.path)
         options.retention = .hours(1)
-        let w = try BufferWriter(options: options)
-        try w.begin()
-        for i in 0..<120 { try w.insert(reading("energy/s/d/m", Double(i), t0.adding(.minutes(Int64(i))))) }
+        let w = try Buffer(options: options)
+        _ = try w.transaction()
+        for i in 0..<120 { try w.insertReading(reading("energy/s/d/m", Double(i), t0.adding(.minutes(Int64(i))))) }
         try w.commit()
-        var report = try w.maintain(now: t0.adding(.minutes(120)), chunk: 25)
+        var report = try w.maintainNow(now: t0.adding(.minutes(120)), chunk: 25)
         var pruned = report.prunedForRetention
         while report.more {
-            report = try w.maintain(now: t0.adding(.minutes(120)), chunk: 25)
+            report = try w.maintainNow(now: t0.adding(.minutes(120)), chunk: 25)
             pruned += report.prunedForRetention
         }
         #expect(pruned == 60)
@@ -127,15 +144,15 @@ struct BufferTests {
         let dir = TemporaryDirectory()
         var options = BufferOptions(directory: dir.path)
         options.maxSize = ByteSize(bytes: 512 * 1024)
-        let w = try BufferWriter(options: options)
-        try w.begin()
-        for i in 0..<60_000 { try w.insert(reading("energy/s/d/m\(i % 10)", Double(i), t0.adding(.milliseconds(Int64(i))))) }
+        let w = try Buffer(options: options)
+        _ = try w.transaction()
+        for i in 0..<60_000 { try w.insertReading(reading("energy/s/d/m\(i % 10)", Double(i), t0.adding(.milliseconds(Int64(i))))) }
         try w.commit()
         #expect(try w.usedBytes() > options.maxSize.bytes)
         // Nothing after the summarised mark may go.
         let mark = t0.adding(.milliseconds(50_000))
         var report = MaintenanceReport()
-        repeat { report = try w.maintain(now: t0.adding(.seconds(60)), prunableBefore: mark, chunk: 5000) } while report.more
+        repeat { report = try w.maintainNow(now: t0.adding(.seconds(60)), prunableBefore: mark, chunk: 5000) } while report.more
         let rows = try allReadings(dir)
         #expect(rows.last?.value == 59_999)
         #expect(rows.first!.timestamp <= mark)
@@ -147,13 +164,13 @@ struct BufferTests {
 
     @Test func schemaVersionAndNewerFileRefused() throws {
         let dir = TemporaryDirectory()
-        _ = try BufferWriter(options: BufferOptions(directory: dir.path))
+        _ = try Buffer(options: BufferOptions(directory: dir.path))
         let db = try SQLiteDatabase(path: BufferOptions(directory: dir.path).databasePath)
         #expect(try db.scalarInt("PRAGMA user_version") == Int64(Schema.currentVersion))
         // Reopening migrates nothing and keeps data.
-        _ = try BufferWriter(options: BufferOptions(directory: dir.path))
+        _ = try Buffer(options: BufferOptions(directory: dir.path))
         try db.execute("PRAGMA user_version = 999")
-        #expect(throws: SQLiteError.self) { _ = try BufferWriter(options: BufferOptions(directory: dir.path)) }
+        #expect(throws: SQLiteError.self) { _ = try Buffer(options: BufferOptions(directory: dir.path)) }
     }
 
     @Test func readerNeedsAnExistingBuffer() {
@@ -169,7 +186,7 @@ struct DurabilityTests {
         let dir = TemporaryDirectory()
         var options = BufferOptions(directory: dir.path)
         options.durability = durability
-        let w = try BufferWriter(options: options)
+        let w = try Buffer(options: options)
         #expect(try w.db.scalarInt("PRAGMA synchronous") == expected)
         #expect(try w.db.scalarText("PRAGMA journal_mode") == "wal")
     }
@@ -181,25 +198,25 @@ struct OutboxTests {
     @Test func seqIsNeverReused() throws {
         let dir = TemporaryDirectory()
         let options = BufferOptions(directory: dir.path)
-        var w = try BufferWriter(options: options)
-        var seq = try w.loadNextSeq()
+        var w = try Buffer(options: options)
+        var seq = try w.outbox.loadNextSeq()
         #expect(seq == 1)
         for _ in 0..<5 {
-            try w.enqueue(seq: seq, kind: .aggregate, topic: "t", payload: [1], at: t0)
+            try w.outbox.enqueue(seq: seq, kind: .aggregate, topic: "t", payload: [1], at: t0, try w.transaction())
             seq += 1
         }
         try w.commit()
-        try w.markDelivered([1, 2, 3, 4, 5], at: t0)
+        try w.markDeliveredNow([1, 2, 3, 4, 5], at: t0)
         try w.commit()
         // Every delivered row is pruned: the counter stays ahead of them.
-        _ = try w.maintain(now: t0.adding(.days(30)))
+        _ = try w.maintainNow(now: t0.adding(.days(30)))
         #expect(try BufferReader(options: options).outbox().isEmpty)
-        w = try BufferWriter(options: options)
-        #expect(try w.loadNextSeq() == 6)
+        w = try Buffer(options: options)
+        #expect(try w.outbox.loadNextSeq() == 6)
         // A crash before commit: the seq it would have used is used again, which is fine (it never left).
-        try w.enqueue(seq: 6, kind: .alert, topic: "t", payload: [1], at: t0)
+        try w.outbox.enqueue(seq: 6, kind: .alert, topic: "t", payload: [1], at: t0, try w.transaction())
         w.rollback()
-        #expect(try w.loadNextSeq() == 6)
+        #expect(try w.outbox.loadNextSeq() == 6)
     }
 
     /// Over max_size: summarised readings go first, then delivered messages, then
@@ -208,22 +225,22 @@ struct OutboxTests {
         let dir = TemporaryDirectory()
         var options = BufferOptions(directory: dir.path)
         options.maxSize = ByteSize(bytes: 1 << 20)
-        let w = try BufferWriter(options: options)
+        let w = try Buffer(options: options)
         let big = [UInt8](repeating: 65, count: 400)
         var seq: Int64 = 1
-        try w.begin()
+        _ = try w.transaction()
         for i in 0..<3000 {
-            try w.enqueue(seq: seq, kind: i % 10 == 0 ? .alert : .aggregate, topic: "t", payload: big, at: t0)
+            try w.outbox.enqueue(seq: seq, kind: i % 10 == 0 ? .alert : .aggregate, topic: "t", payload: big, at: t0, try w.transaction())
             seq += 1
         }
-        for i in 0..<10_000 { try w.insert(reading("energy/s/d/m", Double(i), t0.adding(.milliseconds(Int64(i))))) }
+        for i in 0..<10_000 { try w.insertReading(reading("energy/s/d/m", Double(i), t0.adding(.milliseconds(Int64(i))))) }
         try w.commit()
-        try w.markDelivered(Array(1...500), at: t0)
+        try w.markDeliveredNow(Array(1...500), at: t0)
         try w.commit()
         var total = MaintenanceReport()
         var report = MaintenanceReport()
         repeat {
-            report = try w.maintain(now: t0.adding(.seconds(20)), prunableBefore: t0.adding(.seconds(20)), chunk: 2000)
+            report = try w.maintainNow(now: t0.adding(.seconds(20)), prunableBefore: t0.adding(.seconds(20)), chunk: 2000)
             total.prunedForSize += report.prunedForSize
             total.prunedDelivered += report.prunedDelivered
             total.droppedAggregates += report.droppedAggregates

@@ -197,36 +197,6 @@ enum CSV {
     }
 }
 
-/// JSON text for the few values vigil writes by hand on hot or streaming paths.
-public enum JSONText {
-    public static func string(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    out += String(format: "\\u%04x", u.value)
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
-    }
-
-    /// A finite double in its shortest round-trip form; integers without a fraction.
-    public static func number(_ v: Double) -> String {
-        guard v.isFinite else { return "null" }
-        if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
-        return "\(v)"
-    }
-}
-
 /// Bytes shown to people: printable ASCII as is, the rest escaped.
 enum Printable {
     static func escape(_ bytes: [UInt8]) -> String {

@@ -55,9 +55,7 @@ public struct CommitPolicy: Sendable, Hashable {
 }
 
 public struct AggregateConfig: Sendable, Hashable {
-    public enum Stat: String, Sendable, CaseIterable {
-        case count, min, max, mean, sum, first, last, stddev
-    }
+    public typealias Stat = AggregateStat
 
     public var window: TimeSpan = .minutes(1)
     public var allowedLateness: TimeSpan = .seconds(10)

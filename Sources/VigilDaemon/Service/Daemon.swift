@@ -14,11 +14,13 @@ public final class Daemon: Sendable {
     public let config: VigilConfig
     /// The settings in force: the start's, then each good reload's.
     let current: Mutex<Settings>
+    /// vigil's time line, for every part.
+    public let clock: any VigilClock
     public let pipeline: IngestPipeline
     public let status: StatusBoard
     let client: MQTTClient
     let ingress: LocalIngress
-    let forwarder: UpstreamForwarder?
+    let upstream: UpstreamSender?
     let checkpointer: Checkpointer
     let logger: Logger
     let notifier = SystemdNotifier()
@@ -26,42 +28,43 @@ public final class Daemon: Sendable {
     let readiness = Atomic<Bool>(false)
 
     /// Builds every part; nothing runs yet.
+    /// - Parameter clock: vigil's time line (a `DaemonClock` unless a test drives it).
     /// - Throws: when the buffer cannot be opened or a secret file cannot be read.
-    public init(config: VigilConfig, rules: [Rule] = [], logger: Logger) throws {
+    public init(config: VigilConfig, rules: [Rule] = [], clock: any VigilClock = DaemonClock(), logger: Logger) throws {
         self.config = config
         self.current = Mutex(Settings(config: config, rules: rules))
+        self.clock = clock
         self.logger = logger
         try FileManager.default.createDirectory(atPath: config.stateDir, withIntermediateDirectories: true)
-        let writer = try BufferWriter(options: config.buffer)
+        let buffer = try Buffer(options: config.buffer)
         checkpointer = try Checkpointer(options: config.buffer)
-        status = StatusBoard(gateway: config.gatewayID, localBroker: "\(config.local.host):\(config.local.port)")
+        status = StatusBoard(gateway: config.gatewayID, localBroker: "\(config.local.host):\(config.local.port)", clock: clock)
         let inbox = Inbox()
-        var outbound: Outbound?
-        if let upstream = config.upstream {
-            let f = try UpstreamForwarder(
-                config: upstream, gateway: config.gatewayID, prefix: config.topicPrefix, buffer: config.buffer,
-                logger: logger, onAcked: { inbox.wake() })
-            forwarder = f
-            outbound = Outbound(config: config.aggregate, gateway: config.gatewayID, prefix: config.topicPrefix, forwarder: f)
-            status.upstream.withLock { $0 = { f.status } }
+        if let u = config.upstream {
+            let sender = try UpstreamSender(
+                config: u, gateway: config.gatewayID, prefix: config.topicPrefix, buffer: config.buffer, clock: clock,
+                logger: logger, onAcknowledged: { inbox.wake() })
+            upstream = sender
+            status.upstream.withLock { $0 = { sender.status } }
         } else {
-            forwarder = nil
+            upstream = nil
         }
         pipeline = IngestPipeline(
-            inbox: inbox, writer: writer, subscriptions: config.subscriptions, limits: config.limits,
-            commit: config.commit, rules: rules, status: status, logger: logger, outbound: outbound,
-            aggregate: config.aggregate)
-        ingress = LocalIngress(inbox: inbox, status: status)
+            inbox: inbox, buffer: buffer, clock: clock, subscriptions: config.subscriptions, limits: config.limits,
+            commit: config.commit, rules: rules, status: status, logger: logger, upstream: upstream?.link,
+            aggregate: config.aggregate, gateway: config.gatewayID, topicPrefix: config.topicPrefix)
+        ingress = LocalIngress(inbox: inbox, status: status, clock: clock)
         let endpoint = try config.local.endpoint(defaultClientID: config.localClientID)
         // The persistent session keeps the filters of an earlier config: drop the ones that are gone.
         let filters = config.subscriptions.map(\.filter.text)
-        let previous = writer.lastMeta["subscriptions"] ?? (try? writer.meta("subscriptions")) ?? nil
+        let previous = try buffer.meta.get(MetaKey.subscriptions)
         let stale = (previous?.split(separator: "\n").map(String.init) ?? []).filter { !filters.contains($0) }
-        try writer.setMetaOutsideBatch("subscriptions", filters.joined(separator: "\n"))
+        try buffer.write { tx throws(SQLiteError) in
+            try buffer.meta.set(MetaKey.subscriptions, filters.joined(separator: "\n"), tx)
+        }
         client = try MQTTClient(
             endpoint: endpoint, subscriptions: filters, staleSubscriptions: stale, qos: config.local.qos,
             delegate: ingress, logger: logger)
-        ingress.client.withLock { $0 = client }
     }
 
     /// Runs until SIGTERM or SIGINT.
@@ -79,14 +82,10 @@ public final class Daemon: Sendable {
             .init(service: CheckpointService(checkpointer: checkpointer, logger: logger)),
             .init(service: IngestService(pipeline: pipeline)),
         ]
-        if let forwarder { services.append(.init(service: UpstreamService(forwarder: forwarder))) }
-        services.append(.init(service: SubscriberService(client: client, ingress: ingress)))
+        if let upstream { services.append(.init(service: UpstreamService(sender: upstream))) }
+        services.append(.init(service: SubscriberService(client: client)))
         services.append(.init(service: ReloadService(daemon: self)))
-        let hooks = ProcessInfo.processInfo.environment["VIGIL_TEST_HOOKS"] != nil
-        services.append(
-            .init(
-                service: SystemdService(
-                    notifier: notifier, daemon: self, logger: logger, wedgeFile: hooks ? config.stateDir + "/.wedge" : nil)))
+        services.append(.init(service: SystemdService(notifier: notifier, daemon: self, logger: logger)))
         if let listen = config.httpListen.flatMap(VigilConfig.parseListen) {
             services.append(.init(service: HTTPService(daemon: self, host: listen.host, port: UInt16(listen.port), logger: logger)))
         }
@@ -144,7 +143,7 @@ extension Daemon {
     /// thread (it turns at least once a second) and the local MQTT network loop (or it
     /// waits on back-pressure, which means ingest is the one to watch).
     public func healthy(within seconds: Double) -> Bool {
-        let now = IngestPipeline.monotonic()
+        let now = Monotonic.seconds()
         let ingest = pipeline.snapshot.lastProgress
         let mqtt = client.lastLoop
         let mqttAlive = now - mqtt <= seconds || pipeline.inbox.producerIsWaiting

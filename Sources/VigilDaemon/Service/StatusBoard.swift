@@ -90,19 +90,22 @@ public final class StatusBoard: Sendable {
     }
 
     let gateway: String
-    let startedAt = DaemonClock.shared.now()
+    let clock: any VigilClock
+    let startedAt: Timestamp
     private let state: Mutex<State>
     /// The upstream connection's view, when there is one.
     let upstream = Mutex<(@Sendable () -> UpstreamStatus)?>(nil)
 
-    public init(gateway: String, localBroker: String) {
+    public init(gateway: String, localBroker: String, clock: any VigilClock) {
         self.gateway = gateway
+        self.clock = clock
+        startedAt = clock.now()
         state = Mutex(State(local: ConnectionStatus(broker: localBroker, connected: false, connects: 0)))
     }
 
     public func localConnected(_ connected: Bool, connects: Int, error: String?) {
         state.withLock {
-            if $0.local.connected != connected { $0.local.since = DaemonClock.shared.now().rfc3339 }
+            if $0.local.connected != connected { $0.local.since = clock.now().rfc3339 }
             $0.local.connected = connected
             $0.local.connects = connects
             if let error { $0.local.lastError = error }
@@ -114,8 +117,8 @@ public final class StatusBoard: Sendable {
     func status(ingest s: IngestSnapshot, inboxDepth: Int, backPressure: (count: UInt64, seconds: Double, pushed: UInt64))
         -> DaemonStatus
     {
-        let now = DaemonClock.shared.now()
-        let mono = IngestPipeline.monotonic()
+        let now = clock.now()
+        let mono = Monotonic.seconds()
         let (local, rate) = state.withLock { st -> (ConnectionStatus, Double) in
             st.rateSamples.append((mono, s.readingsStored))
             st.rateSamples.removeAll { mono - $0.0 > 10.5 }

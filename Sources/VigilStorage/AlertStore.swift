@@ -22,20 +22,38 @@ public struct StoredAlertEvent: Sendable, Equatable {
     public var transition: AlertTransition
 }
 
-extension BufferWriter {
-    /// Stores one (rule, series) state; an idle one is deleted. Part of the open transaction.
-    public func saveAlertState(_ r: AlertStateRecord, now: Timestamp) throws(SQLiteError) {
-        try begin()
-        if r.isIdle {
-            let stmt = try statement("DELETE FROM alert_states WHERE rule = ? AND series = ?")
-            stmt.bind(1, r.rule)
-            stmt.bind(2, r.series.path)
-            try stmt.run()
-            return
-        }
-        let stmt = try statement(
+/// The `alert_states` table (one row per raised or pending (rule, series): what a restart
+/// restores) and `alert_events` (the history of transitions).
+public final class AlertStore {
+    private let db: SQLiteDatabase
+    private let deleteState: SQLiteStatement
+    private let saveState: SQLiteStatement
+    private let insertEvent: SQLiteStatement
+    private let lastEvent: SQLiteStatement
+
+    init(_ db: SQLiteDatabase) throws(SQLiteError) {
+        self.db = db
+        deleteState = try db.prepare("DELETE FROM alert_states WHERE rule = ? AND series = ?")
+        saveState = try db.prepare(
             "INSERT OR REPLACE INTO alert_states(rule, series, level, since, pending, absent, last_value, threshold, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
+        insertEvent = try db.prepare(
+            "INSERT INTO alert_events(at, rule, series, state, level, previous_level, value, threshold, since, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        lastEvent = try db.prepare(
+            "SELECT at, series, state, level, previous_level, value, threshold, since, message FROM alert_events WHERE rule = ? ORDER BY id DESC LIMIT 1"
+        )
+    }
+
+    /// Stores one (rule, series) state; an idle one is deleted.
+    public func save(_ r: AlertStateRecord, now: Timestamp, _ tx: Transaction) throws(SQLiteError) {
+        if r.isIdle {
+            deleteState.bind(1, r.rule)
+            deleteState.bind(2, r.series.path)
+            try deleteState.run()
+            return
+        }
+        let stmt = saveState
         stmt.bind(1, r.rule)
         stmt.bind(2, r.series.path)
         stmt.bind(3, r.level?.name)
@@ -48,13 +66,10 @@ extension BufferWriter {
         try stmt.run()
     }
 
-    /// Records a transition in the alert history. Part of the open transaction.
+    /// Records a transition in the alert history.
     @discardableResult
-    public func recordTransition(_ t: AlertTransition) throws(SQLiteError) -> Int64 {
-        try begin()
-        let stmt = try statement(
-            "INSERT INTO alert_events(at, rule, series, state, level, previous_level, value, threshold, since, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
+    public func record(_ t: AlertTransition, _ tx: Transaction) throws(SQLiteError) -> Int64 {
+        let stmt = insertEvent
         stmt.bind(1, t.at.micros)
         stmt.bind(2, t.rule)
         stmt.bind(3, t.series.path)
@@ -70,29 +85,13 @@ extension BufferWriter {
     }
 
     /// The stored states, to restore the rule engine at start.
-    public func loadAlertStates() throws(SQLiteError) -> [AlertStateRecord] {
-        try BufferReader.alertStates(db)
-    }
-
-    /// Readings since `since`, in time order, with their series ids: for rebuilding rule
-    /// windows and open aggregate windows at start.
-    public func forEachReading(since: Timestamp, _ body: (Reading, Int64) -> Void) throws(SQLiteError) {
-        var keys: [Int64: (SeriesKey, String?)] = [:]
-        for (k, e) in seriesEntries { keys[e.id] = (k, e.unit) }
-        let stmt = try db.prepare("SELECT ts, series_id, value FROM readings WHERE ts >= ? ORDER BY ts")
-        stmt.bind(1, since.micros)
-        while try stmt.step() {
-            let id = stmt.int(1)
-            guard let (key, unit) = keys[id] else { continue }
-            body(Reading(series: key, value: stmt.double(2), timestamp: Timestamp(micros: stmt.int(0)), unit: unit), id)
-        }
+    public func loadStates() throws(SQLiteError) -> [AlertStateRecord] {
+        try Self.states(db)
     }
 
     /// The last transition recorded for a rule.
     public func lastTransition(rule: String) throws(SQLiteError) -> AlertTransition? {
-        let stmt = try statement(
-            "SELECT at, series, state, level, previous_level, value, threshold, since, message FROM alert_events WHERE rule = ? ORDER BY id DESC LIMIT 1"
-        )
+        let stmt = lastEvent
         stmt.bind(1, rule)
         defer { stmt.reset() }
         guard try stmt.step(), let series = SeriesKey(path: stmt.text(1) ?? ""),
@@ -103,10 +102,8 @@ extension BufferWriter {
             value: stmt.isNull(5) ? nil : stmt.double(5), threshold: stmt.isNull(6) ? nil : stmt.double(6),
             at: Timestamp(micros: stmt.int(0)), since: Timestamp(micros: stmt.int(7)), message: stmt.text(8) ?? "")
     }
-}
 
-extension BufferReader {
-    static func alertStates(_ db: SQLiteDatabase) throws(SQLiteError) -> [AlertStateRecord] {
+    static func states(_ db: SQLiteDatabase) throws(SQLiteError) -> [AlertStateRecord] {
         let stmt = try db.prepare(
             "SELECT rule, series, level, since, pending, absent, last_value, threshold FROM alert_states ORDER BY rule, series")
         var out: [AlertStateRecord] = []
@@ -121,10 +118,12 @@ extension BufferReader {
         }
         return out
     }
+}
 
+extension BufferReader {
     /// Stored (rule, series) states: raised alerts and pending timers.
     public func alertStates() throws(SQLiteError) -> [AlertStateRecord] {
-        try Self.alertStates(db)
+        try AlertStore.states(db)
     }
 
     /// The alert history from `since`, oldest first (or the newest `limit`).

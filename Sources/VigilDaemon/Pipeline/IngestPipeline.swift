@@ -1,0 +1,295 @@
+import Foundation
+import Logging
+import Synchronization
+import VigilCore
+import VigilMQTT
+import VigilStorage
+
+/// The ingest thread: takes batches of raw messages from the inbox and sends each message
+/// down the path of a reading, stage by stage:
+///
+///     topic (LocalIngress, the MQTT thread) -> inbox
+///       -> decode (DecodeStage) -> store (StoreStage)
+///       -> rules (RuleStage) and windows (WindowStage)
+///       -> outbox (OutboxStage) -> upstream (UpstreamSender, its own thread)
+///
+/// and commits every `commit.interval` or `commit.rows`. Between batches it does the
+/// buffer's upkeep (`BufferUpkeep`). Time comes from the `VigilClock` it is given, so an
+/// in-process test can drive every stage on a manual clock (`handle`, `commit`, `tick`).
+///
+/// - Important: `run()` is called once, on its own thread, which then owns the stages.
+///   Other threads only read `snapshot` (a Mutex), hand over a reload (a Mutex) and call
+///   `stop()`: hence `@unchecked Sendable`.
+public final class IngestPipeline: @unchecked Sendable {
+    public let inbox: Inbox
+    let buffer: Buffer
+    let clock: any VigilClock
+    let logger: Logger
+    let status: StatusBoard
+    var decode: DecodeStage
+    var store: StoreStage
+    var rules: RuleStage
+    /// Windows and outbox, when an upstream is configured.
+    var upstream: UpstreamStages?
+    var upkeep: BufferUpkeep
+    private let reloads = Mutex<Reload?>(nil)
+    private let published = Mutex(IngestSnapshot())
+    /// The counters as the ingest thread keeps them; `publish()` copies them out.
+    var stats = IngestSnapshot()
+    private var readings: [Reading] = []
+    private var nextTick = 0.0
+
+    #if VIGIL_TEST_HOOKS
+    /// Test hooks (debug builds): while either is set, the thread stops making progress.
+    /// `wedged` is for in-process tests, `wedgedByFile` follows `<state_dir>/.wedge`.
+    public let wedged = Atomic<Bool>(false)
+    let wedgedByFile = Atomic<Bool>(false)
+    #endif
+
+    /// What a reload changes while running.
+    public struct Reload: Sendable {
+        public var rules: [Rule]
+        public var limits: IngestLimits
+        public var commit: CommitPolicy
+        public var retention: TimeSpan
+        public var maxSize: ByteSize
+        public var subscriptions: [SubscriptionSpec]
+    }
+
+    init(
+        inbox: Inbox, buffer: Buffer, clock: any VigilClock, subscriptions: [SubscriptionSpec], limits: IngestLimits,
+        commit: CommitPolicy, rules: [Rule], status: StatusBoard, logger: Logger, upstream: UpstreamLink? = nil,
+        aggregate: AggregateConfig = AggregateConfig(), gateway: String = "", topicPrefix: String = ""
+    ) {
+        self.inbox = inbox
+        self.buffer = buffer
+        self.clock = clock
+        self.status = status
+        self.logger = logger
+        decode = DecodeStage(subscriptions: subscriptions, limits: limits, clock: clock, buffer: buffer, logger: logger)
+        store = StoreStage(buffer: buffer, policy: commit, logger: logger)
+        self.rules = RuleStage(rules: rules, buffer: buffer, logger: logger)
+        self.upstream = upstream.map { link in
+            UpstreamStages(
+                windows: WindowStage(config: aggregate),
+                outbox: OutboxStage(aggregate: aggregate, gateway: gateway, prefix: topicPrefix, link: link, buffer: buffer))
+        }
+        upkeep = BufferUpkeep(buffer: buffer, logger: logger)
+        readings.reserveCapacity(64)
+    }
+
+    /// A copy of the counters and histograms.
+    public var snapshot: IngestSnapshot { published.withLock { $0 } }
+
+    /// Asks the thread to finish: it drains the inbox, commits and returns.
+    public func stop() { inbox.close() }
+
+    /// Hands a validated reload to the ingest thread, which applies it on its next turn.
+    public func requestReload(_ reload: Reload) {
+        reloads.withLock { $0 = reload }
+        inbox.wake()
+    }
+
+    /// The thread body. Returns after `stop()`, once everything received is committed.
+    public func run() {
+        var batch = MessageBatch()
+        start()
+        while true {
+            #if VIGIL_TEST_HOOKS
+            while wedged.load(ordering: .relaxed) || wedgedByFile.load(ordering: .relaxed) { usleep(10_000) }
+            #endif
+            if let reload = reloads.withLock({ r -> Reload? in defer { r = nil }; return r }) { apply(reload) }
+            let now = Monotonic.seconds()
+            // A commit due at a known time: sleep until then unless a large batch builds up.
+            let deadline = MonotonicDeadline.after(store.due.map { $0 - now } ?? min(1, max(0.001, upkeep.nextStatusWrite - now)))
+            let wakeAt = store.due == nil ? 1 : max(1, min(1024, store.room))
+            // The disk nearly full: take nothing more. The inbox fills, libmosquitto stops
+            // reading and the broker keeps the messages until space returns. Stopping while
+            // paused, what the inbox holds (acknowledged to the broker already) is written
+            // into the reserve that min_free kept.
+            if diskPaused(now: now) && !inbox.isClosed {
+                upkeepWhilePaused(at: now)
+                usleep(50_000)
+                continue
+            }
+            let got = inbox.take(into: &batch, deadline: deadline, wakeAt: wakeAt)
+            if got { handle(batch) }
+            let t = Monotonic.seconds()
+            if let due = store.due, t >= due || store.isFull { commit() }
+            if !got && inbox.isClosed {
+                commit()
+                break
+            }
+            upkeepTurn(at: t)
+        }
+        finish()
+    }
+
+    /// Each message of a batch down the path: decode, store, rules and windows; what the
+    /// rules raise into the alert history and the outbox, in the same transaction.
+    func handle(_ batch: MessageBatch) {
+        batch.forEach { topic, payload, receivedAt in
+            guard decode.decode(topic: topic, payload: payload, receivedAt: receivedAt, into: &readings, stats: &stats)
+            else { return }
+            do {
+                let tx = try store.batch()
+                for r in readings {
+                    guard let id = try store.insert(r, receivedAt: receivedAt, tx, stats: &stats) else { continue }
+                    rules.ingest(r, seriesID: id, now: receivedAt)
+                    if upstream?.windows.add(r, seriesID: id) == false { buffer.counters.add(CounterName.aggregatesLate) }
+                }
+                try recordTransitions()
+            } catch {
+                store.failed(error, stats: &stats)
+            }
+            if store.isFull { commit() }
+        }
+        decode.finishBatch(messages: batch.count, stats: &stats)
+    }
+
+    /// Writes the rules' transitions into the alert history and the outbox.
+    func recordTransitions() throws {
+        try rules.record(buffer, enqueue: { t, tx in try upstream?.outbox.enqueue(t, tx) }, stats: &stats)
+    }
+
+    /// Commits what is pending, with the rule states that changed, and tells the upstream
+    /// sender about new outbox rows.
+    func commit() {
+        guard store.hasPending else { return }
+        do {
+            try rules.saveStates(now: clock.now(), buffer)
+        } catch {
+            store.failed(error, stats: &stats)
+            return
+        }
+        guard store.commit(now: clock, stats: &stats) else { return }
+        upstream?.outbox.committed()
+        publish()
+    }
+
+    /// Each second: the clock, rule deadlines, expiring windows and silent series;
+    /// aggregate windows that are due; acknowledgements from upstream.
+    func tick() {
+        decode.watchClock(&stats)
+        let now = clock.now()
+        rules.tick(now: now, stats: &stats)
+        do {
+            if let t = try upstream?.tick(now: now, buffer, stats: &stats) { rules.add(t) }
+            try recordTransitions()
+            try rules.saveStates(now: now, buffer)
+            // A batch of readings commits at its own time; otherwise commit what the tick wrote.
+            if store.batchStartedAt == nil { commitUpkeep() }
+        } catch {
+            store.failed(error, stats: &stats)
+        }
+    }
+
+    /// Commits what a tick or the upkeep wrote outside a batch of readings.
+    private func commitUpkeep() {
+        guard buffer.inTransaction else { return }
+        do {
+            try buffer.commit()
+            upstream?.outbox.committed()
+        } catch {
+            store.failed(error, stats: &stats)
+        }
+    }
+
+    /// Copies the counters out for status and metrics.
+    func publish() {
+        stats.lastProgress = Monotonic.seconds()
+        let copy = stats
+        published.withLock { $0 = copy }
+    }
+
+    private func showProgress(at now: Double) {
+        stats.lastProgress = now
+        published.withLock { $0.lastProgress = now }
+    }
+
+    private func diskPaused(now: Double) -> Bool {
+        let paused = store.diskPaused(now: now)
+        if paused != stats.diskPaused {
+            stats.diskPaused = paused
+            if paused { stats.diskPauses += 1 }
+            publish()
+        }
+        return paused
+    }
+
+    /// Between batches: the tick, the status record, the series' last-seen times, and a
+    /// step of retention and size enforcement.
+    private func upkeepTurn(at now: Double) {
+        showProgress(at: now)
+        if now >= nextTick {
+            nextTick = now + 1
+            tick()
+        }
+        if upkeep.statusDue(at: now) {
+            publish()
+            writeStatus()
+        }
+        upkeep.flushSeriesSeen(at: now)
+        let dropped = upkeep.maintain(at: now, clock: clock, prunableBefore: upstream?.windows.summarisedBefore, stats: &stats)
+        if let dropped, dropped > 0, let t = upstream?.outbox.backlogTransition(dropped: dropped, now: clock.now()) {
+            rules.add(t)
+            do {
+                try recordTransitions()
+                if store.batchStartedAt == nil { commitUpkeep() }
+            } catch {
+                store.failed(error, stats: &stats)
+            }
+        }
+    }
+
+    /// While ingest waits for disk space: the watchdog and the status record still see a
+    /// daemon that is alive (the status write may fail for want of space; it is retried).
+    private func upkeepWhilePaused(at now: Double) {
+        showProgress(at: now)
+        if upkeep.statusDue(at: now) {
+            decode.watchClock(&stats)
+            writeStatus()
+        }
+    }
+
+    /// The status record `vigil status` reads (a failed write is retried a second later).
+    func writeStatus() {
+        upkeep.writeStatus(status.json(ingest: stats, inboxDepth: inbox.depth, backPressure: inbox.backPressure))
+    }
+
+    /// The last commit: series last seen, acknowledgements, and a status record that says
+    /// the daemon stopped cleanly (so `vigil status` tells a clean stop from a crash).
+    private func finish() {
+        do {
+            if buffer.readings.hasUnwrittenSeen { try buffer.readings.flushSeriesSeen(try buffer.transaction()) }
+            try upstream?.outbox.markAcknowledged(now: clock.now(), buffer)
+            try buffer.commit()
+            stats.stopped = true
+        } catch {
+            logger.error("final commit failed: \(error)")
+        }
+        publish()
+        writeStatus()
+    }
+}
+
+/// The stages that exist when an upstream is configured: aggregate windows and the outbox.
+struct UpstreamStages {
+    var windows: WindowStage
+    var outbox: OutboxStage
+
+    /// Each second: the backlog alert's end, the windows that are due into the outbox, and
+    /// what upstream acknowledged.
+    /// - Returns: the backlog alert's transition, when it resolves.
+    mutating func tick(now: Timestamp, _ buffer: Buffer, stats: inout IngestSnapshot) throws(SQLiteError) -> AlertTransition? {
+        let resolved = outbox.backlogTransition(dropped: 0, now: now)
+        let (closed, watermark) = windows.close(now: now)
+        if let watermark, !closed.isEmpty || watermark != outbox.watermark {
+            try outbox.enqueue(closed, watermark: watermark, now: now, try buffer.transaction())
+        }
+        stats.aggregatesSent += UInt64(closed.count)
+        stats.aggregateLate = windows.late
+        try outbox.markAcknowledged(now: now, buffer)
+        return resolved
+    }
+}

@@ -1,0 +1,27 @@
+import CSQLite
+
+/// Copies WAL pages into the database file from its own connection, so that commits on
+/// the writer never wait for a checkpoint.
+///
+/// - Important: used from one thread at a time (the checkpoint thread); `@unchecked Sendable`
+///   for the handover to that thread only.
+public final class Checkpointer: @unchecked Sendable {
+    let db: SQLiteDatabase
+
+    public init(options: BufferOptions) throws(SQLiteError) {
+        db = try SQLiteDatabase(path: options.databasePath)
+        db.setBusyTimeout(milliseconds: 100)
+        try db.execute("PRAGMA synchronous = \(options.durability == .full ? "FULL" : "NORMAL")")
+    }
+
+    /// A passive checkpoint: copies what it can without blocking the writer.
+    /// - Returns: the WAL's size in frames and how many were checkpointed.
+    @discardableResult
+    public func checkpoint() throws(SQLiteError) -> (walFrames: Int32, checkpointed: Int32) {
+        var log: Int32 = 0
+        var done: Int32 = 0
+        let rc = sqlite3_wal_checkpoint_v2(db.handle, nil, SQLITE_CHECKPOINT_PASSIVE, &log, &done)
+        if rc != SQLITE_OK && rc != SQLITE_BUSY { throw db.error(rc, "wal_checkpoint") }
+        return (log, done)
+    }
+}

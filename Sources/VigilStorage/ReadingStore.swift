@@ -1,0 +1,150 @@
+import CSQLite
+import VigilCore
+
+/// The `readings` and `series` tables: each reading once, and every series with when it
+/// was last seen.
+///
+/// The series are kept in memory (id, unit, last seen and last value), so an insert costs
+/// one statement; when each was last seen is written every few seconds
+/// (`flushSeriesSeen`), not with every reading.
+///
+/// - Important: the ingest thread's, like the `Buffer` that owns it.
+public final class ReadingStore: TransactionParticipant {
+    private let db: SQLiteDatabase
+    private let counters: CounterStore
+    private let insertReading: SQLiteStatement
+    private let insertSeries: SQLiteStatement
+    private let updateSeriesUnit: SQLiteStatement
+    private let updateSeriesSeen: SQLiteStatement
+    private let since: SQLiteStatement
+
+    struct SeriesEntry {
+        var id: Int64
+        var unit: String?
+        var lastSeen: Int64
+        var lastValue: Double
+        var dirty: Bool
+    }
+
+    private var series: [SeriesKey: SeriesEntry] = [:]
+    private var createdInTransaction: [SeriesKey] = []
+    /// Readings inserted in the open transaction.
+    public private(set) var pendingRows = 0
+
+    init(_ db: SQLiteDatabase, counters: CounterStore) throws(SQLiteError) {
+        self.db = db
+        self.counters = counters
+        insertReading = try db.prepare("INSERT OR IGNORE INTO readings(ts, series_id, value) VALUES (?, ?, ?)")
+        insertSeries = try db.prepare(
+            "INSERT INTO series(path, network, site, device, metric, unit, first_seen, last_seen, last_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        updateSeriesUnit = try db.prepare("UPDATE series SET unit = ? WHERE id = ?")
+        updateSeriesSeen = try db.prepare("UPDATE series SET last_seen = max(last_seen, ?), last_value = ? WHERE id = ?")
+        since = try db.prepare("SELECT ts, series_id, value FROM readings WHERE ts >= ? ORDER BY ts")
+        let stmt = try db.prepare("SELECT id, network, site, device, metric, unit, last_seen, last_value FROM series")
+        while try stmt.step() {
+            let key = SeriesKey(
+                network: stmt.text(1) ?? "", site: stmt.text(2) ?? "", device: stmt.text(3) ?? "", metric: stmt.text(4) ?? "")
+            series[key] = SeriesEntry(
+                id: stmt.int(0), unit: stmt.text(5), lastSeen: stmt.int(6), lastValue: stmt.double(7), dirty: false)
+        }
+    }
+
+    /// Every series the buffer knows, with when it was last seen.
+    public var knownSeries: [(SeriesKey, Timestamp)] {
+        series.map { ($0.key, Timestamp(micros: $0.value.lastSeen)) }
+    }
+
+    /// Inserts one reading.
+    /// - Returns: the series' id, or nil when the same reading (series, time and value) is
+    ///   already stored: a redelivery.
+    public func insert(_ r: Reading, _ tx: Transaction) throws(SQLiteError) -> Int64? {
+        let id: Int64
+        if var entry = series[r.series] {
+            id = entry.id
+            if r.unit != nil, r.unit != entry.unit {
+                updateSeriesUnit.bind(1, r.unit)
+                updateSeriesUnit.bind(2, id)
+                try updateSeriesUnit.run()
+                entry.unit = r.unit
+            }
+            if r.timestamp.micros >= entry.lastSeen {
+                entry.lastSeen = r.timestamp.micros
+                entry.lastValue = r.value
+            }
+            entry.dirty = true
+            series[r.series] = entry
+        } else {
+            id = try createSeries(r)
+        }
+        insertReading.bind(1, r.timestamp.micros)
+        insertReading.bind(2, id)
+        insertReading.bind(3, r.value)
+        try insertReading.run()
+        pendingRows += 1
+        if db.changes == 0 {
+            counters.add(CounterName.readingsDuplicate)
+            return nil
+        }
+        counters.add(CounterName.readingsStored)
+        return id
+    }
+
+    private func createSeries(_ r: Reading) throws(SQLiteError) -> Int64 {
+        let s = r.series
+        insertSeries.bind(1, s.path)
+        insertSeries.bind(2, s.network)
+        insertSeries.bind(3, s.site)
+        insertSeries.bind(4, s.device)
+        insertSeries.bind(5, s.metric)
+        insertSeries.bind(6, r.unit)
+        insertSeries.bind(7, r.timestamp.micros)
+        insertSeries.bind(8, r.timestamp.micros)
+        insertSeries.bind(9, r.value)
+        try insertSeries.run()
+        let id = db.lastInsertRowID
+        series[s] = SeriesEntry(id: id, unit: r.unit, lastSeen: r.timestamp.micros, lastValue: r.value, dirty: false)
+        createdInTransaction.append(s)
+        return id
+    }
+
+    /// Whether some series was seen since `flushSeriesSeen` last wrote it.
+    public var hasUnwrittenSeen: Bool { series.values.contains { $0.dirty } }
+
+    /// Writes when each series was last seen, and its last value.
+    public func flushSeriesSeen(_ tx: Transaction) throws(SQLiteError) {
+        for (key, entry) in series where entry.dirty {
+            updateSeriesSeen.bind(1, entry.lastSeen)
+            updateSeriesSeen.bind(2, entry.lastValue)
+            updateSeriesSeen.bind(3, entry.id)
+            try updateSeriesSeen.run()
+            series[key]?.dirty = false
+        }
+    }
+
+    /// Readings from `since` on, in time order, with their series ids: what rebuilds rule
+    /// windows and open aggregate windows at start.
+    public func forEach(since from: Timestamp, _ body: (Reading, Int64) -> Void) throws(SQLiteError) {
+        var keys: [Int64: (SeriesKey, String?)] = [:]
+        for (k, e) in series { keys[e.id] = (k, e.unit) }
+        since.bind(1, from.micros)
+        defer { since.reset() }
+        while try since.step() {
+            let id = since.int(1)
+            guard let (key, unit) = keys[id] else { continue }
+            body(Reading(series: key, value: since.double(2), timestamp: Timestamp(micros: since.int(0)), unit: unit), id)
+        }
+    }
+
+    func didCommit() {
+        pendingRows = 0
+        createdInTransaction.removeAll(keepingCapacity: true)
+    }
+
+    /// Series created in the abandoned transaction are forgotten again.
+    func didRollBack() {
+        pendingRows = 0
+        for s in createdInTransaction { series[s] = nil }
+        createdInTransaction.removeAll()
+    }
+}
