@@ -1,6 +1,7 @@
 # Build and install vigil on a Debian gateway.
 #   make                  build the release binary (Swift runtime linked in)
-#   sudo make install     binary, systemd unit, /etc/vigil/vigil.yaml and /etc/vigil/rules.d
+#   sudo make install     binary, systemd unit, /etc/vigil/vigil.yaml and /etc/vigil/rules.d,
+#                         README.md and docs/ in $(DOCDIR)
 #   make install DESTDIR=/tmp/pkg PREFIX=/usr    stage a package
 # An existing /etc/vigil/vigil.yaml or rule file is kept; the shipped one goes beside it as .new.
 PREFIX ?= /usr/local
@@ -34,6 +35,10 @@ install: build
 	rm -f config/.vigil.yaml.install
 	for f in config/rules.d/*.yaml; do $(call install_config,$$f,$(DESTDIR)$(SYSCONFDIR)/vigil/rules.d/$$(basename $$f)); done
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -d $(DESTDIR)$(DOCDIR)/docs/schemas
+	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
+	install -m 0644 docs/schemas/*.json $(DESTDIR)$(DOCDIR)/docs/schemas/
+	for f in docs/*.svg; do if [ -e "$$f" ]; then install -m 0644 "$$f" $(DESTDIR)$(DOCDIR)/docs/; fi; done
 	@echo "installed; next: edit $(SYSCONFDIR)/vigil/vigil.yaml, then systemctl daemon-reload && systemctl enable --now vigil"
 
 uninstall:

@@ -123,12 +123,15 @@ public struct BenchReport: Sendable, Equatable {
         return out
     }
 
-    /// The whole report; `plot` is the SVG's file name, next to the markdown.
-    public func markdown(plot: String? = nil) -> String {
-        var out = "# \(title)\n\n"
+    /// The whole report; `plot` is the SVG's file name, next to the markdown. The title is a
+    /// heading of `headingLevel` (1 for a page of its own in results/, 2 inside
+    /// docs/benchmark.md), its sections one level below.
+    public func markdown(plot: String? = nil, headingLevel: Int = 1) -> String {
+        let h = String(repeating: "#", count: Swift.min(Swift.max(headingLevel, 1), 5))
+        var out = "\(h) \(title)\n\n"
         for line in context { out += "- \(line)\n" }
-        out += "\n## Summary\n\n" + summaryTable()
-        out += "\n## Sweep\n\n"
+        out += "\n\(h)# Summary\n\n" + summaryTable()
+        out += "\n\(h)# Sweep\n\n"
         out += "Each row is a fresh vigil on a fresh buffer. Paced rates double until vigil stores more than 5 % less "
         out += "than offered or the publisher falls behind (marked *); the last row of each configuration publishes "
         out += "as fast as it can. \"of ceiling\" compares with what `mosquitto_sub` to /dev/null receives at the same QoS"

@@ -11,16 +11,28 @@ import VigilTestSupport
 /// then sweeps vigil at rising paced rates up to saturation and unpaced, at QoS 0 and 1,
 /// durability normal and full; then vigil with the shipped rule packs, the rule engine
 /// alone, and the upstream backlog's drain. Prints a markdown report and writes it, with
-/// an SVG plot, to results/ (git ignores it).
+/// an SVG plot, to results/ (git ignores it). A full run also rewrites the report's part of
+/// docs/benchmark.md and docs/benchmark.svg; `--quick` and `--no-docs` leave docs/ alone.
 @main
 struct Bench {
     static func main() throws {
         let args = CommandLine.arguments.dropFirst()
-        if let bad = args.first(where: { $0 != "--quick" }) {
-            print("usage: vigil-bench [--quick]  (unknown: \(bad))")
+        if let bad = args.first(where: { $0 != "--quick" && $0 != "--no-docs" }) {
+            print("usage: vigil-bench [--quick] [--no-docs]  (unknown: \(bad))")
             exit(2)
         }
         let quick = args.contains("--quick")
+        let docs = !quick && !args.contains("--no-docs")
+        // A page that cannot take the report fails the run now, not after minutes of measuring.
+        if docs {
+            let page = Repository.root.appendingPathComponent("docs").appendingPathComponent(BenchDocs.pageName)
+            do {
+                _ = try BenchDocs.replacingReport(in: try String(contentsOf: page, encoding: .utf8), with: "")
+            } catch {
+                print("vigil-bench: \(page.path): \(error); fix it, or run with --no-docs")
+                exit(1)
+            }
+        }
         guard Broker.isAvailable, let sub = mosquittoSub else {
             print("vigil-bench needs mosquitto and mosquitto_sub (apt-get install mosquitto mosquitto-clients)")
             exit(1)
@@ -149,6 +161,24 @@ struct Bench {
         print(report.summaryTable())
         print(report.sweepTable())
         try write(report, stamp: stamp)
+        if docs {
+            writeDocs(report)
+        } else {
+            print("docs/ left as it is (\(quick ? "--quick" : "--no-docs"))")
+        }
+    }
+
+    /// docs/benchmark.md between its markers, and docs/benchmark.svg: the figures a reader
+    /// of the repository sees. Only full runs get there; the results/ copies are already written.
+    static func writeDocs(_ report: BenchReport) {
+        let dir = Repository.root.appendingPathComponent("docs")
+        do {
+            let written = try BenchDocs.write(report, docs: dir)
+            print("written: " + written.map(\.path).joined(separator: ", "))
+        } catch {
+            print("docs/\(BenchDocs.pageName) not updated: \(error) (the report is in results/)")
+            exit(1)
+        }
     }
 
     /// Runs the `vigil` built next to this binary, whatever VIGIL_BINARY says: the bench

@@ -54,6 +54,105 @@ struct BenchReportTests {
         #expect(md.contains("![offered vs stored rate and p99 latency](latest.svg)"))
     }
 
+    @Test func headingLevelForTheDocsPage() {
+        let md = Self.report.markdown(plot: "benchmark.svg", headingLevel: 2)
+        let headings = md.split(separator: "\n").filter { $0.hasPrefix("#") }
+        #expect(headings == ["## vigil-bench <test> & co", "### Summary", "### Sweep"])
+        #expect(Self.report.markdown() == Self.report.markdown(plot: nil, headingLevel: 1))
+        let section = BenchDocs.section(Self.report)
+        #expect(section.hasPrefix("## Latest full run: vigil-bench <test> & co\n"))
+        #expect(section.contains("![offered vs stored rate and p99 latency](benchmark.svg)"))
+    }
+
+    static let page = """
+        # Benchmark
+
+        Hand-written prose, kept.
+
+        <!-- bench:begin -->
+        ## Latest full run: an old one
+
+        | old | table |
+        <!-- bench:end -->
+
+        Prose after the report, kept too.
+
+        """
+
+    /// Only the lines between the markers change; the markers and the rest stay byte for byte.
+    @Test func markerReplacement() throws {
+        let report = "## Latest full run: new\n\n| new | table |\n"
+        let new = try BenchDocs.replacingReport(in: Self.page, with: report)
+        #expect(
+            new == """
+                # Benchmark
+
+                Hand-written prose, kept.
+
+                <!-- bench:begin -->
+                ## Latest full run: new
+
+                | new | table |
+                <!-- bench:end -->
+
+                Prose after the report, kept too.
+
+                """)
+        // Again with the same report: nothing moves.
+        #expect(try BenchDocs.replacingReport(in: new, with: report) == new)
+        // A report without its final line break gets one, so the end marker keeps its line.
+        #expect(try BenchDocs.replacingReport(in: Self.page, with: "x").contains("\nx\n<!-- bench:end -->\n"))
+        // The whole report of a run goes in, and the page still has one part for the next.
+        let full = try BenchDocs.replacingReport(in: Self.page, with: BenchDocs.section(Self.report))
+        #expect(full.hasPrefix("# Benchmark\n\nHand-written prose, kept.\n\n<!-- bench:begin -->\n## Latest full run: vigil-bench"))
+        #expect(full.hasSuffix("<!-- bench:end -->\n\nProse after the report, kept too.\n"))
+        #expect(!full.contains("| old | table |"))
+        #expect(try BenchDocs.replacingReport(in: full, with: report) == new)
+    }
+
+    /// A page that cannot take the report is an error, never a page silently spoiled.
+    @Test func pagesWithoutTheirMarkersAreErrors() {
+        let begin = BenchDocs.begin
+        let end = BenchDocs.end
+        #expect(throws: BenchDocs.MarkerError.missing(begin)) {
+            try BenchDocs.replacingReport(in: "# Benchmark\n\nno markers\n", with: "report")
+        }
+        #expect(throws: BenchDocs.MarkerError.missing(end)) {
+            try BenchDocs.replacingReport(in: "a\n\(begin)\nb\n", with: "report")
+        }
+        #expect(throws: BenchDocs.MarkerError.endBeforeBegin(begin: 3, end: 1)) {
+            try BenchDocs.replacingReport(in: "\(end)\nb\n\(begin)\n", with: "report")
+        }
+        #expect(throws: BenchDocs.MarkerError.repeated(begin, lines: [1, 3])) {
+            try BenchDocs.replacingReport(in: "\(begin)\nx\n\(begin)\n\(end)\n", with: "report")
+        }
+        #expect(throws: BenchDocs.MarkerError.markerInReport(end)) {
+            try BenchDocs.replacingReport(in: Self.page, with: "a\n\(end)\nb\n")
+        }
+        // A marker quoted inside a line of prose is not a marker line.
+        #expect(throws: BenchDocs.MarkerError.missing(begin)) {
+            try BenchDocs.replacingReport(in: "the part between `\(begin)` and `\(end)`\n", with: "report")
+        }
+    }
+
+    /// The page and the plot in a docs directory; a page without markers leaves both alone.
+    @Test func writesThePageAndThePlot() throws {
+        let dir = TemporaryDirectory("vigil-bench-docs")
+        let docs = URL(fileURLWithPath: dir.path)
+        try Self.page.write(to: docs.appendingPathComponent(BenchDocs.pageName), atomically: true, encoding: .utf8)
+        let written = try BenchDocs.write(Self.report, docs: docs)
+        #expect(written.map(\.lastPathComponent) == [BenchDocs.pageName, BenchDocs.plotName])
+        let page = try String(contentsOfFile: dir.file(BenchDocs.pageName), encoding: .utf8)
+        #expect(page == (try BenchDocs.replacingReport(in: Self.page, with: BenchDocs.section(Self.report))))
+        #expect(try String(contentsOfFile: dir.file(BenchDocs.plotName), encoding: .utf8) == Self.report.svg())
+
+        let bare = TemporaryDirectory("vigil-bench-docs")
+        try "# Benchmark\n".write(toFile: bare.file(BenchDocs.pageName), atomically: true, encoding: .utf8)
+        #expect(throws: BenchDocs.MarkerError.self) { try BenchDocs.write(Self.report, docs: URL(fileURLWithPath: bare.path)) }
+        #expect(try String(contentsOfFile: bare.file(BenchDocs.pageName), encoding: .utf8) == "# Benchmark\n")
+        #expect(!FileManager.default.fileExists(atPath: bare.file(BenchDocs.plotName)))
+    }
+
     @Test func numbers() {
         #expect(BenchReport.grouped(1_234_567.4) == "1,234,567")
         #expect(BenchReport.grouped(999) == "999")
