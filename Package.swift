@@ -86,6 +86,23 @@ let package = Package(
             swiftSettings: settings
         ),
         .testTarget(
+            name: "VigilMQTTTests",
+            dependencies: ["VigilMQTT", "VigilTestSupport"],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "VigilDaemonTests",
+            dependencies: ["VigilDaemon", "VigilStorage", "VigilTestSupport"],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "VigilSimulatorTests",
+            dependencies: ["VigilSimulator", "VigilDaemon", "VigilTestSupport"],
+            swiftSettings: settings
+        ),
+        .testTarget(name: "VigilTestSupportTests", dependencies: ["VigilTestSupport"], swiftSettings: settings),
+        // What needs a real broker or the vigil binary.
+        .testTarget(
             name: "VigilIntegrationTests",
             dependencies: ["VigilDaemon", "VigilSimulator", "VigilTestSupport", "vigil"],
             swiftSettings: settings
