@@ -1,54 +1,3 @@
-/// The stored state of one (rule, series): what survives a restart.
-public struct AlertStateRecord: Sendable, Equatable {
-    public var rule: String
-    public var series: SeriesKey
-    /// The active level; nil when no alert is raised.
-    public var level: AlertLevel?
-    public var since: Timestamp?
-    /// Since when each level's condition has held (the pending `for` timers), by level.
-    public var pending: [AlertLevel: Timestamp]
-    /// Since when each level's condition (with hysteresis) has been gone: the `clear_for` timers.
-    public var absent: [AlertLevel: Timestamp]
-    public var lastValue: Double?
-    public var threshold: Double?
-
-    /// The same state with its `for` and `clear_for` timers started no later than `now`:
-    /// timers stored by a run whose clock was ahead (the wall clock went back between two
-    /// runs) would otherwise be held back by the difference. Nil when nothing lay ahead.
-    public func timersNotAfter(_ now: Timestamp) -> AlertStateRecord? {
-        guard pending.values.contains(where: { $0 > now }) || absent.values.contains(where: { $0 > now }) else { return nil }
-        var r = self
-        r.pending = pending.mapValues { min($0, now) }
-        r.absent = absent.mapValues { min($0, now) }
-        return r
-    }
-
-    public init(
-        rule: String, series: SeriesKey, level: AlertLevel?, since: Timestamp?, pending: [AlertLevel: Timestamp],
-        absent: [AlertLevel: Timestamp], lastValue: Double?, threshold: Double?
-    ) {
-        self.rule = rule
-        self.series = series
-        self.level = level
-        self.since = since
-        self.pending = pending
-        self.absent = absent
-        self.lastValue = lastValue
-        self.threshold = threshold
-    }
-
-    /// Nothing raised and nothing pending: the record can go.
-    public var isIdle: Bool { level == nil && pending.isEmpty }
-}
-
-/// Evaluates rules on each reading as it arrives and on a clock tick (for `for` and
-/// `clear_for` deadlines, windows that empty, and stale series).
-///
-/// One state per (rule, series): a sliding window, the active level, pending timers.
-/// The engine is pure: time comes in as `now`, so the daemon drives it with the wall clock
-/// and `vigil test` with a simulated one.
-///
-/// - Important: not thread safe; the ingest thread owns it.
 public final class RuleEngine {
     public let rules: [Rule]
 
@@ -80,14 +29,14 @@ public final class RuleEngine {
     private var bySeries: [SeriesKey: [Int]] = [:]
     /// The same bindings by the buffer's series id: one integer hash per reading, not four strings.
     private var bySeriesID: [Int64: [Int]] = [:]
-    private var byKey: [String: Int] = [:]
+    private(set) var byKey: [String: Int] = [:]
     private var ruleIndex: [String: Int] = [:]
     /// When each state next needs a look, earliest first: a tick costs what falls due, not
     /// what exists. Entries go stale when a state's `nextWake` moves; those are skipped.
     private var wakes = WakeHeap()
 
     /// Works out when state `i` next needs a look and queues it.
-    private func schedule(_ i: Int) {
+    func schedule(_ i: Int) {
         let s = states[i]
         var next = Int64.max
         switch s.kind {
@@ -130,7 +79,7 @@ public final class RuleEngine {
     /// Whether any rule watches this series (cached).
     public func watches(_ series: SeriesKey) -> Bool { !bindings(for: series).isEmpty }
 
-    private func bindings(for series: SeriesKey) -> [Int] {
+    func bindings(for series: SeriesKey) -> [Int] {
         if let b = bySeries[series] { return b }
         var out: [Int] = []
         let levels = series.levels
@@ -375,111 +324,6 @@ public final class RuleEngine {
             return "{series} resolved: \(stat){value}\(u) back within the {level} threshold {threshold}\(u)"
         case .stale:
             return "{series} resolved: reporting again"
-        }
-    }
-
-    // MARK: Persistence
-
-    /// The states changed since the last call; idle ones are to be deleted from the store.
-    public func takeDirty() -> [AlertStateRecord] {
-        var out: [AlertStateRecord] = []
-        for i in states.indices where states[i].dirty {
-            states[i].dirty = false
-            out.append(record(i))
-        }
-        return out
-    }
-
-    func record(_ i: Int) -> AlertStateRecord {
-        let s = states[i]
-        var pending: [AlertLevel: Timestamp] = [:]
-        var absent: [AlertLevel: Timestamp] = [:]
-        for l in AlertLevel.allCases {
-            let k = l.rawValue - 1
-            if s.pending[k] != .min { pending[l] = Timestamp(micros: s.pending[k]) }
-            if s.absent[k] != .min { absent[l] = Timestamp(micros: s.absent[k]) }
-        }
-        return AlertStateRecord(
-            rule: rules[s.rule].id, series: s.series, level: s.level, since: s.since, pending: pending, absent: absent,
-            lastValue: s.lastValue, threshold: s.threshold)
-    }
-
-    /// Every state that is raised or pending.
-    public var activeStates: [AlertStateRecord] {
-        states.indices.filter { !states[$0].isIdle }.map(record)
-    }
-
-    /// Restores stored states. A record of a rule that no longer exists, or that no longer
-    /// watches the series, is returned: its alert should be resolved.
-    @discardableResult
-    public func restore(_ records: [AlertStateRecord]) -> [AlertStateRecord] {
-        var orphans: [AlertStateRecord] = []
-        for r in records {
-            _ = bindings(for: r.series)
-            guard let i = byKey[Self.key(r.rule, r.series)] else {
-                orphans.append(r)
-                continue
-            }
-            states[i].level = r.level
-            states[i].since = r.since
-            for (l, t) in r.pending { states[i].pending[l.rawValue - 1] = t.micros }
-            for (l, t) in r.absent { states[i].absent[l.rawValue - 1] = t.micros }
-            states[i].lastValue = r.lastValue
-            states[i].threshold = r.threshold
-            if case .threshold(let spec) = states[i].kind {
-                // A window of 0 holds the last reading, which no replay brings back: the stored
-                // value stands in for it. (Whatever crosses or holds a level is in the record.)
-                if spec.window.micros == 0, let v = r.lastValue, states[i].window!.isEmpty {
-                    states[i].window!.add(v, at: Timestamp(micros: 0))
-                }
-            }
-            schedule(i)
-        }
-        return orphans
-    }
-
-    /// The transition that closes an alert whose rule is gone.
-    public static func orphanResolved(_ r: AlertStateRecord, now: Timestamp, reason: String) -> AlertTransition? {
-        guard let level = r.level else { return nil }
-        return AlertTransition(
-            rule: r.rule, series: r.series, state: .resolved, level: level, previousLevel: level, value: r.lastValue,
-            threshold: r.threshold, at: now, since: r.since ?? now, message: "\(r.rule) on \(r.series.path): \(reason)")
-    }
-}
-
-/// A binary min-heap of (time, state index); ties go by index, so ticks are deterministic.
-struct WakeHeap {
-    private var items: [(Int64, Int)] = []
-
-    var peek: (Int64, Int)? { items.first }
-
-    private static func less(_ a: (Int64, Int), _ b: (Int64, Int)) -> Bool { a.0 < b.0 || (a.0 == b.0 && a.1 < b.1) }
-
-    mutating func push(_ time: Int64, _ index: Int) {
-        items.append((time, index))
-        var c = items.count - 1
-        while c > 0 {
-            let p = (c - 1) / 2
-            guard Self.less(items[c], items[p]) else { break }
-            items.swapAt(c, p)
-            c = p
-        }
-    }
-
-    mutating func pop() {
-        guard !items.isEmpty else { return }
-        items.swapAt(0, items.count - 1)
-        items.removeLast()
-        var p = 0
-        while true {
-            let l = 2 * p + 1
-            let r = l + 1
-            var m = p
-            if l < items.count && Self.less(items[l], items[m]) { m = l }
-            if r < items.count && Self.less(items[r], items[m]) { m = r }
-            if m == p { break }
-            items.swapAt(p, m)
-            p = m
         }
     }
 }
