@@ -457,7 +457,7 @@ public struct PayloadDecoder {
         }
     }
 
-    static func quoted(_ s: String) -> String {
+    package static func quoted(_ s: String) -> String {
         let limited = s.count > 70 ? String(s.prefix(67)) + "..." : s
         return "\"" + limited + "\""
     }

@@ -1,6 +1,9 @@
-/// The one entry point of the decoder fuzz target (`Fuzz/`, `scripts/fuzz`) and of its
-/// regression tests (`FuzzRegressionTests`): feeds arbitrary bytes through `JSONTape`,
-/// `PayloadDecoder` and `MessageDecoder`, and checks what must hold whatever the input.
+import VigilCore
+
+/// What the decoder fuzz target (`Fuzz/Sources/vigil-fuzz`, `scripts/fuzz`) and its regression
+/// tests (`FuzzRegressionTests`) run every input through: feeds arbitrary bytes through
+/// `JSONTape`, `PayloadDecoder` and `MessageDecoder`, and checks what must hold whatever the
+/// input. Its own target, outside VigilCore, so that none of it ships in `vigil`.
 ///
 /// How an input is read:
 /// - First byte below 0x80 (every JSON text, every number: raw payload files work as they
@@ -24,15 +27,15 @@
 /// equal the correctly rounded value of their text); the JSON verdict of the payload decoder
 /// agrees with the tape's; `MessageDecoder` on a fixed topic gives exactly the payload
 /// decoder's values (or rejects them for their time), with valid series names.
-public enum FuzzEntry {
+public enum FuzzCheck {
     /// What one parse or decode came to.
-    public enum Verdict: Hashable, Sendable, CustomStringConvertible {
+    package enum Verdict: Hashable, Sendable, CustomStringConvertible {
         /// Accepted, with this many nodes, values or readings.
         case accepted(Int)
         /// Rejected with this reason code.
         case rejected(String)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .accepted(let n): return "accepted(\(n))"
             case .rejected(let code): return "rejected(\(code))"
@@ -41,30 +44,27 @@ public enum FuzzEntry {
     }
 
     /// Everything `check` saw for one input.
-    public struct Outcome: Hashable, Sendable, CustomStringConvertible {
+    package struct Outcome: Hashable, Sendable, CustomStringConvertible {
         /// The tape parse, then per decode case the payload decoder and the message decoder.
-        public var verdicts: [Verdict] = []
+        package var verdicts: [Verdict] = []
         /// Invariants that did not hold; empty for a good input.
-        public var violations: [String] = []
+        package var violations: [String] = []
 
-        public var description: String {
+        package var description: String {
             let v = verdicts.map(\.description).joined(separator: " ")
             return violations.isEmpty ? v : v + "; violations: " + violations.joined(separator: "; ")
         }
     }
 
-    /// The fuzz target's body: checks the input and crashes on the first violated invariant,
-    /// so that libFuzzer reports it.
-    public static func run(_ input: UnsafeRawBufferPointer) {
-        let outcome = check(input)
-        if let first = outcome.violations.first {
-            fatalError("vigil fuzz invariant: \(first)")
-        }
+    /// The fuzz target's question: the first invariant `input` breaks, or nil. The target traps
+    /// on it, which is how libFuzzer learns of it; nothing here traps.
+    public static func violation(in input: UnsafeRawBufferPointer) -> String? {
+        check(input).violations.first
     }
 
     /// Decodes `input` every way its first byte asks for and returns the verdicts and any
     /// violated invariants. Traps only where the decoders themselves trap.
-    public static func check(_ input: UnsafeRawBufferPointer) -> Outcome {
+    package static func check(_ input: UnsafeRawBufferPointer) -> Outcome {
         var checker = Checker()
         guard let control = input.first else { return checker.outcome }
         if control < 0x80 {
@@ -322,7 +322,7 @@ public enum FuzzEntry {
             payload: UnsafeRawBufferPointer, topic: UnsafeRawBufferPointer?, format: PayloadFormat, namesMetric: Bool,
             limits: IngestLimits, tape: JSONError?, decoder: inout PayloadDecoder, messages: inout MessageDecoder
         ) {
-            let topicMetric = namesMetric ? FuzzEntry.topicMetric : nil
+            let topicMetric = namesMetric ? FuzzCheck.topicMetric : nil
             decodeCase = (format, namesMetric)
 
             // The payload decoder.
@@ -355,7 +355,7 @@ public enum FuzzEntry {
                 checkValues(values, format: format, topicMetric: topicMetric)
             case .failure(let reason):
                 outcome.verdicts.append(.rejected(reason.code.rawValue))
-                if !FuzzEntry.payloadCodes.contains(reason.code) {
+                if !FuzzCheck.payloadCodes.contains(reason.code) {
                     fail("the payload decoder rejects with \(reason.code)")
                 }
             }
@@ -364,7 +364,7 @@ public enum FuzzEntry {
             }
 
             // The message decoder.
-            let fixedTopic = namesMetric ? FuzzEntry.fixedTopicWithMetric : FuzzEntry.fixedTopicWithoutMetric
+            let fixedTopic = namesMetric ? FuzzCheck.fixedTopicWithMetric : FuzzCheck.fixedTopicWithoutMetric
             let sentinelReading = Reading(
                 series: SeriesKey(network: "s", site: "s", device: "s", metric: "s"), value: -1,
                 timestamp: Timestamp(micros: 1))

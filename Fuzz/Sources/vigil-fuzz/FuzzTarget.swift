@@ -1,0 +1,14 @@
+// The libFuzzer harness of the decoders. libFuzzer brings `main`, so this is compiled as a
+// library (-parse-as-library) and built only by scripts/fuzz: `swift build --sanitize=fuzzer`
+// in this package, which instruments VigilCore too. What is checked lives in VigilFuzzCheck,
+// which the regression tests call as well; trapping on a broken invariant is libFuzzer's report.
+
+import VigilFuzzCheck
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func vigilFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    if let violation = FuzzCheck.violation(in: UnsafeRawBufferPointer(start: data, count: size)) {
+        fatalError("vigil fuzz invariant: \(violation)")
+    }
+    return 0
+}
