@@ -72,7 +72,7 @@ public enum FuzzCheck {
             let tape = checker.tape(input, maxDepth: limits.maxJSONDepth)
             var decoder = PayloadDecoder(maxDepth: limits.maxJSONDepth)
             for format in PayloadFormat.allCases {
-                var messages = messageDecoder(format, limits)
+                var messages = checker.messageDecoder(format, limits)
                 for namesMetric in [false, true] {
                     checker.decode(
                         payload: input, topic: nil, format: format, namesMetric: namesMetric, limits: limits,
@@ -103,7 +103,7 @@ public enum FuzzCheck {
         func body(_ payload: UnsafeRawBufferPointer) {
             let tape = checker.tape(payload, maxDepth: limits.maxJSONDepth)
             var decoder = PayloadDecoder(maxDepth: limits.maxJSONDepth)
-            var messages = messageDecoder(format, limits)
+            var messages = checker.messageDecoder(format, limits)
             checker.decode(
                 payload: payload, topic: topic, format: format, namesMetric: namesMetric, limits: limits, tape: tape,
                 decoder: &decoder, messages: &messages)
@@ -139,10 +139,6 @@ public enum FuzzCheck {
         }
     }
 
-    static func messageDecoder(_ format: PayloadFormat, _ limits: IngestLimits) -> MessageDecoder {
-        MessageDecoder(subscriptions: subscriptions[PayloadFormat.allCases.firstIndex(of: format)!], limits: limits)
-    }
-
     static func limits(_ variant: Int) -> IngestLimits {
         var limits = IngestLimits()
         switch variant {
@@ -166,17 +162,18 @@ public enum FuzzCheck {
     static let fixedTopicWithMetric = "t/site-1/dev.2/temp_c"
     static let fixedTopicWithoutMetric = "t/site-1/dev.2"
 
-    /// Per format: a layout with `{metric}`, one without, one with `+` and `#`, and one that
-    /// never fits its filter's topics.
-    static let subscriptions: [[SubscriptionSpec]] = PayloadFormat.allCases.map { format in
-        [
+    /// The message decoders' subscriptions, in whichever format: a layout with `{metric}`, one
+    /// without, one with `+` and `#`, and one that never fits its filter's topics. Parsed once;
+    /// should one not parse, every input reports it as a violation (no trap).
+    static let subscriptions = Result { () throws(TopicFilter.FilterError) -> [SubscriptionSpec] in
+        try [
             ("energy", "t/+/+/+", "t/{site}/{device}/{metric}"),
             ("water", "t/+/+", "t/{site}/{device}"),
             ("urban", "u/#", "u/{site}/+/{device}/{metric}/#"),
             ("lab", "v/+/+", "v/{site}/{device}/extra"),
-        ].map { network, filter, layout in
+        ].map { (network, filter, layout) throws(TopicFilter.FilterError) in
             SubscriptionSpec(
-                network: network, filter: try! TopicFilter(filter), layout: try! TopicLayout(layout), format: format)
+                network: network, filter: try TopicFilter(filter), layout: try TopicLayout(layout), format: .number)
         }
     }
 
@@ -188,16 +185,31 @@ public enum FuzzCheck {
 
     struct Checker {
         var outcome = Outcome()
-        /// The format and whether the topic names the metric, while decoding; nil for the tape.
-        var decodeCase: (format: PayloadFormat, namesMetric: Bool)?
+        /// What is being checked, the prefix of each violation: `tape`, `setup`, or the format
+        /// and whether the topic names the metric (`senml/no-metric`).
+        var context = "setup"
 
         mutating func fail(_ what: String) {
             // The first few say enough; a broken invariant tends to break many times.
             guard outcome.violations.count < 8 else { return }
-            if let c = decodeCase {
-                outcome.violations.append("\(c.format.rawValue)/\(c.namesMetric ? "metric" : "no-metric"): \(what)")
-            } else {
-                outcome.violations.append("tape: \(what)")
+            outcome.violations.append("\(context): \(what)")
+        }
+
+        /// A message decoder with the fixed subscriptions in `format`; nil, and a violation, if
+        /// they do not parse.
+        mutating func messageDecoder(_ format: PayloadFormat, _ limits: IngestLimits) -> MessageDecoder? {
+            switch FuzzCheck.subscriptions {
+            case .success(let specs):
+                let inFormat = specs.map { spec in
+                    var spec = spec
+                    spec.format = format
+                    return spec
+                }
+                return MessageDecoder(subscriptions: inFormat, limits: limits)
+            case .failure(let error):
+                context = "setup"
+                fail("the fixed subscriptions do not parse: \(error)")
+                return nil
             }
         }
 
@@ -205,7 +217,7 @@ public enum FuzzCheck {
 
         /// Parses `b` and checks the tape; returns the parse error, if any.
         mutating func tape(_ b: UnsafeRawBufferPointer, maxDepth: Int) -> JSONError? {
-            decodeCase = nil
+            context = "tape"
             var tape = JSONTape(maxDepth: maxDepth)
             do {
                 try tape.parse(b)
@@ -317,13 +329,14 @@ public enum FuzzCheck {
         /// One payload through the payload decoder (twice, into a filled and an empty array)
         /// and the message through the message decoder (twice: the route cache).
         /// `decoder` and `messages` are reused across cases, as the daemon reuses them across
-        /// messages; `messages` must have been made with `limits` and the subscriptions of `format`.
+        /// messages; `messages` must have been made with `limits` and the subscriptions of `format`
+        /// (nil when they do not parse: that violation is recorded, the message checks skipped).
         mutating func decode(
             payload: UnsafeRawBufferPointer, topic: UnsafeRawBufferPointer?, format: PayloadFormat, namesMetric: Bool,
-            limits: IngestLimits, tape: JSONError?, decoder: inout PayloadDecoder, messages: inout MessageDecoder
+            limits: IngestLimits, tape: JSONError?, decoder: inout PayloadDecoder, messages: inout MessageDecoder?
         ) {
             let topicMetric = namesMetric ? FuzzCheck.topicMetric : nil
-            decodeCase = (format, namesMetric)
+            context = "\(format.rawValue)/\(namesMetric ? "metric" : "no-metric")"
 
             // The payload decoder.
             let sentinel = DecodedValue(metric: "sentinel", value: -1, timestamp: nil, unit: nil)
@@ -364,6 +377,8 @@ public enum FuzzCheck {
             }
 
             // The message decoder.
+            guard var messageDecoder = messages.take() else { return }
+            defer { messages = messageDecoder }
             let fixedTopic = namesMetric ? FuzzCheck.fixedTopicWithMetric : FuzzCheck.fixedTopicWithoutMetric
             let sentinelReading = Reading(
                 series: SeriesKey(network: "s", site: "s", device: "s", metric: "s"), value: -1,
@@ -371,7 +386,7 @@ public enum FuzzCheck {
             func decodeMessage(into out: inout [Reading]) -> RejectReason? {
                 func decode(topic: UnsafeRawBufferPointer) -> RejectReason? {
                     do {
-                        try messages.decode(topic: topic, payload: payload, receivedAt: receivedAt, into: &out)
+                        try messageDecoder.decode(topic: topic, payload: payload, receivedAt: receivedAt, into: &out)
                         return nil
                     } catch {
                         return error
