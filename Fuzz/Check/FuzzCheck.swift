@@ -27,6 +27,16 @@ import VigilCore
 /// equal the correctly rounded value of their text); the JSON verdict of the payload decoder
 /// agrees with the tape's; `MessageDecoder` on a fixed topic gives exactly the payload
 /// decoder's values (or rejects them for their time), with valid series names.
+///
+/// Where things are: this file reads the input and holds the fixtures; `Checker.swift` runs a
+/// payload through the decoders and checks what every format promises; `TapeCheck.swift` checks
+/// the JSON tape. A new decoder is one more case:
+/// - a new `PayloadFormat` (HJ 212 frames, say) is decoded in raw inputs at once, and the
+///   compiler asks for its case in `Checker.checkFormat`, where what only it promises goes. The
+///   control byte picks among the first four formats only: all its bits are taken, so reaching
+///   a fifth from control inputs means a second control byte.
+/// - a parser of its own, as the tape is to JSON, gets a file like `TapeCheck.swift` and one
+///   call in `Checker.payload`, which runs every payload through each parser once.
 public enum FuzzCheck {
     /// What one parse or decode came to.
     package enum Verdict: Hashable, Sendable, CustomStringConvertible {
@@ -68,20 +78,12 @@ public enum FuzzCheck {
         var checker = Checker()
         guard let control = input.first else { return checker.outcome }
         if control < 0x80 {
-            let limits = IngestLimits()
-            let tape = checker.tape(input, maxDepth: limits.maxJSONDepth)
-            var decoder = PayloadDecoder(maxDepth: limits.maxJSONDepth)
-            for format in PayloadFormat.allCases {
-                var messages = checker.messageDecoder(format, limits)
-                for namesMetric in [false, true] {
-                    checker.decode(
-                        payload: input, topic: nil, format: format, namesMetric: namesMetric, limits: limits,
-                        tape: tape, decoder: &decoder, messages: &messages)
-                }
-            }
+            checker.payload(
+                input, formats: PayloadFormat.allCases, namesMetric: [false, true], topic: nil, limits: IngestLimits())
             return checker.outcome
         }
-        let format = PayloadFormat.allCases[Int(control & 3)]
+        let formats = PayloadFormat.allCases
+        let format = formats[Int(control & 3) % formats.count]
         let namesMetric = control & 4 != 0
         let limits = Self.limits(Int(control >> 4) & 3)
         func byte(_ k: Int) -> Int { k < input.count ? Int(input[k]) : 0 }
@@ -101,12 +103,7 @@ public enum FuzzCheck {
         }
         let payload = UnsafeRawBufferPointer(rebasing: input[p...])
         func body(_ payload: UnsafeRawBufferPointer) {
-            let tape = checker.tape(payload, maxDepth: limits.maxJSONDepth)
-            var decoder = PayloadDecoder(maxDepth: limits.maxJSONDepth)
-            var messages = checker.messageDecoder(format, limits)
-            checker.decode(
-                payload: payload, topic: topic, format: format, namesMetric: namesMetric, limits: limits, tape: tape,
-                decoder: &decoder, messages: &messages)
+            checker.payload(payload, formats: [format], namesMetric: [namesMetric], topic: topic, limits: limits)
         }
         if let amplify {
             let big = amplified(payload, r: amplify.r, a: amplify.a, b: amplify.b)
@@ -182,367 +179,4 @@ public enum FuzzCheck {
         .invalidJSON, .tooDeep, .invalidUTF8, .notANumber, .nonFinite, .noReadings, .invalidSenML, .badName,
         .badTimestamp, .badUnit,
     ]
-
-    struct Checker {
-        var outcome = Outcome()
-        /// What is being checked, the prefix of each violation: `tape`, `setup`, or the format
-        /// and whether the topic names the metric (`senml/no-metric`).
-        var context = "setup"
-
-        mutating func fail(_ what: String) {
-            // The first few say enough; a broken invariant tends to break many times.
-            guard outcome.violations.count < 8 else { return }
-            outcome.violations.append("\(context): \(what)")
-        }
-
-        /// A message decoder with the fixed subscriptions in `format`; nil, and a violation, if
-        /// they do not parse.
-        mutating func messageDecoder(_ format: PayloadFormat, _ limits: IngestLimits) -> MessageDecoder? {
-            switch FuzzCheck.subscriptions {
-            case .success(let specs):
-                let inFormat = specs.map { spec in
-                    var spec = spec
-                    spec.format = format
-                    return spec
-                }
-                return MessageDecoder(subscriptions: inFormat, limits: limits)
-            case .failure(let error):
-                context = "setup"
-                fail("the fixed subscriptions do not parse: \(error)")
-                return nil
-            }
-        }
-
-        // MARK: The tape
-
-        /// Parses `b` and checks the tape; returns the parse error, if any.
-        mutating func tape(_ b: UnsafeRawBufferPointer, maxDepth: Int) -> JSONError? {
-            context = "tape"
-            var tape = JSONTape(maxDepth: maxDepth)
-            do {
-                try tape.parse(b)
-            } catch {
-                switch error {
-                case .syntax(let offset, _):
-                    if offset < 0 || offset > b.count { fail("syntax error offset \(offset) of \(b.count)") }
-                    outcome.verdicts.append(.rejected("syntax"))
-                case .invalidUTF8(let offset):
-                    if offset < 0 || offset >= b.count { fail("invalid UTF-8 offset \(offset) of \(b.count)") }
-                    outcome.verdicts.append(.rejected("invalid_utf8"))
-                case .tooDeep(let limit):
-                    if limit != maxDepth { fail("too deep for \(limit), the limit is \(maxDepth)") }
-                    outcome.verdicts.append(.rejected("too_deep"))
-                }
-                return error
-            }
-            let nodes = tape.nodes
-            if nodes.isEmpty {
-                fail("accepted with no nodes")
-            } else if walk(tape, b, 0, depth: 1) != nodes.count {
-                fail("the root does not span the tape")
-            }
-            outcome.verdicts.append(.accepted(nodes.count))
-            return nil
-        }
-
-        /// Checks the value at `i` and everything inside it; returns the index after it.
-        mutating func walk(_ tape: JSONTape, _ b: UnsafeRawBufferPointer, _ i: Int, depth: Int) -> Int {
-            let nodes = tape.nodes
-            guard i < nodes.count else {
-                fail("node \(i) is past the end \(nodes.count)")
-                return nodes.count
-            }
-            let node = nodes[i]
-            let end = Int(node.end)
-            switch node.kind {
-            case .object, .array:
-                if depth > tape.maxDepth { fail("depth \(depth) beyond \(tape.maxDepth)") }
-                guard end > i, end <= nodes.count, node.count >= 0 else {
-                    fail("container \(i) ends at \(end) of \(nodes.count)")
-                    return nodes.count
-                }
-                var j = i + 1
-                for _ in 0..<Int(node.count) {
-                    guard j < end else {
-                        fail("container \(i) holds fewer than \(node.count) members")
-                        return end
-                    }
-                    if node.kind == .object {
-                        if nodes[j].kind != .string { fail("key \(j) is not a string") }
-                        j = walk(tape, b, j, depth: depth + 1)
-                    }
-                    j = walk(tape, b, j, depth: depth + 1)
-                }
-                if j != end { fail("container \(i) ends at \(end), its members at \(j)") }
-                return end
-            case .string:
-                if end != i + 1 { fail("string \(i) ends at \(end)") }
-                let start = Int(node.start)
-                let stop = start + Int(node.length)
-                guard start >= 1, node.length >= 0, stop < b.count, b[start - 1] == UInt8(ascii: "\""),
-                    b[stop] == UInt8(ascii: "\"")
-                else {
-                    fail("string \(i) at \(start)..<\(stop) is not between quotes")
-                    return i + 1
-                }
-                let raw = tape.rawBytes(i, in: b)
-                if raw.contains(where: { $0 < 0x20 }) { fail("control character in string \(i)") }
-                if node.escaped {
-                    if !raw.contains(UInt8(ascii: "\\")) { fail("string \(i) marked escaped has no escape") }
-                    let decoded = tape.string(i, in: b)
-                    if decoded.utf8.count > 3 * raw.count { fail("string \(i) decodes to more than it holds") }
-                } else {
-                    if raw.contains(UInt8(ascii: "\\")) { fail("string \(i) has an escape not marked") }
-                    if String(validating: raw, as: UTF8.self) == nil { fail("string \(i) is not UTF-8") }
-                }
-                return i + 1
-            case .number:
-                if end != i + 1 { fail("number \(i) ends at \(end)") }
-                let start = Int(node.start)
-                let stop = start + Int(node.length)
-                guard start >= 0, node.length > 0, stop <= b.count else {
-                    fail("number \(i) at \(start)..<\(stop) is outside the input")
-                    return i + 1
-                }
-                let raw = UnsafeRawBufferPointer(rebasing: b[start..<stop])
-                let hasFraction = raw.contains {
-                    $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E")
-                }
-                if node.isInteger == hasFraction { fail("number \(i) isInteger is \(node.isInteger)") }
-                let text = String(decoding: raw, as: UTF8.self)
-                if let expected = Double(text) {
-                    if expected.bitPattern != node.number.bitPattern {
-                        fail("number \(text.prefix(80)) parsed as \(node.number), correctly rounded \(expected)")
-                    }
-                } else {
-                    fail("number \(text.prefix(80)) is not a number")
-                }
-                return i + 1
-            case .true, .false, .null:
-                if end != i + 1 { fail("literal \(i) ends at \(end)") }
-                return i + 1
-            }
-        }
-
-        // MARK: The decoders
-
-        /// One payload through the payload decoder (twice, into a filled and an empty array)
-        /// and the message through the message decoder (twice: the route cache).
-        /// `decoder` and `messages` are reused across cases, as the daemon reuses them across
-        /// messages; `messages` must have been made with `limits` and the subscriptions of `format`
-        /// (nil when they do not parse: that violation is recorded, the message checks skipped).
-        mutating func decode(
-            payload: UnsafeRawBufferPointer, topic: UnsafeRawBufferPointer?, format: PayloadFormat, namesMetric: Bool,
-            limits: IngestLimits, tape: JSONError?, decoder: inout PayloadDecoder, messages: inout MessageDecoder?
-        ) {
-            let topicMetric = namesMetric ? FuzzCheck.topicMetric : nil
-            context = "\(format.rawValue)/\(namesMetric ? "metric" : "no-metric")"
-
-            // The payload decoder.
-            let sentinel = DecodedValue(metric: "sentinel", value: -1, timestamp: nil, unit: nil)
-            var filled = [sentinel]
-            let first: Result<[DecodedValue], RejectReason>
-            do {
-                try decoder.decode(
-                    payload, format: format, topicMetric: topicMetric, receivedAt: receivedAt, into: &filled)
-                if filled.first != sentinel { fail("the decoder changed what was in out") }
-                first = .success(Array(filled.dropFirst()))
-            } catch {
-                if filled != [sentinel] { fail("a rejected payload left \(filled.count - 1) values") }
-                first = .failure(error)
-            }
-            var fresh: [DecodedValue] = []
-            let again: Result<[DecodedValue], RejectReason>
-            do {
-                try decoder.decode(
-                    payload, format: format, topicMetric: topicMetric, receivedAt: receivedAt, into: &fresh)
-                again = .success(fresh)
-            } catch {
-                again = .failure(error)
-            }
-            if first != again { fail("decoding again gave \(again), first \(first)") }
-
-            switch first {
-            case .success(let values):
-                outcome.verdicts.append(.accepted(values.count))
-                checkValues(values, format: format, topicMetric: topicMetric)
-            case .failure(let reason):
-                outcome.verdicts.append(.rejected(reason.code.rawValue))
-                if !FuzzCheck.payloadCodes.contains(reason.code) {
-                    fail("the payload decoder rejects with \(reason.code)")
-                }
-            }
-            if format == .json || format == .senml {
-                checkAgreesWithTape(first, tape)
-            }
-
-            // The message decoder.
-            guard var messageDecoder = messages.take() else { return }
-            defer { messages = messageDecoder }
-            let fixedTopic = namesMetric ? FuzzCheck.fixedTopicWithMetric : FuzzCheck.fixedTopicWithoutMetric
-            let sentinelReading = Reading(
-                series: SeriesKey(network: "s", site: "s", device: "s", metric: "s"), value: -1,
-                timestamp: Timestamp(micros: 1))
-            func decodeMessage(into out: inout [Reading]) -> RejectReason? {
-                func decode(topic: UnsafeRawBufferPointer) -> RejectReason? {
-                    do {
-                        try messageDecoder.decode(topic: topic, payload: payload, receivedAt: receivedAt, into: &out)
-                        return nil
-                    } catch {
-                        return error
-                    }
-                }
-                if let topic { return decode(topic: topic) }
-                return Array(fixedTopic.utf8).withUnsafeBytes { decode(topic: $0) }
-            }
-            var readings = [sentinelReading]
-            let messageError = decodeMessage(into: &readings)
-            var readingsAgain: [Reading] = []
-            let messageErrorAgain = decodeMessage(into: &readingsAgain)
-            if let messageError {
-                outcome.verdicts.append(.rejected(messageError.code.rawValue))
-                if readings != [sentinelReading] {
-                    fail("a rejected message left \(readings.count - 1) readings")
-                }
-                if !RejectReason.Code.all.contains(messageError.code) {
-                    fail("unknown reject code \(messageError.code)")
-                }
-            } else {
-                outcome.verdicts.append(.accepted(readings.count - 1))
-                if readings.first != sentinelReading { fail("the message decoder changed out") }
-                readings.removeFirst()
-                checkReadings(readings, limits: limits)
-            }
-            if messageErrorAgain != messageError || (messageError == nil && readingsAgain != readings) {
-                fail("the message decoded again (route cached) differs")
-            }
-            if topic == nil {
-                checkMessageAgreesWithPayload(
-                    messageError, readings, first, payload: payload, topicMetric: topicMetric, limits: limits)
-            }
-        }
-
-        mutating func checkValues(
-            _ values: [DecodedValue], format: PayloadFormat, topicMetric: String?
-        ) {
-            if values.isEmpty { fail("accepted with no values") }
-            if format == .number, values.count != 1 || values[0].timestamp != nil || values[0].unit != nil {
-                fail("a bare number gave \(values)")
-            }
-            for d in values {
-                if !d.value.isFinite { fail("value \(d.value) is not finite") }
-                if topicMetric != nil {
-                    if let m = d.metric { fail("metric \(m) in the payload overrides the topic's") }
-                } else if let m = d.metric {
-                    if !Names.isValid(m) { fail("metric \(PayloadDecoder.quoted(m)) is not a valid name") }
-                } else {
-                    fail("a value with no metric and none in the topic")
-                }
-                checkUnit(d.unit)
-            }
-        }
-
-        mutating func checkUnit(_ unit: String?) {
-            guard let u = unit else { return }
-            let printable = u.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value != 0x7F }
-            if u.isEmpty || u.utf8.count > 32 || !printable {
-                fail("unit \(PayloadDecoder.quoted(u)) is not 1 to 32 printable bytes")
-            }
-        }
-
-        mutating func checkReadings(_ readings: [Reading], limits: IngestLimits) {
-            if readings.isEmpty { fail("message accepted with no readings") }
-            let newest = receivedAt.adding(limits.maxFuture)
-            let oldest = limits.maxAge.map { receivedAt.subtracting($0) }
-            for r in readings {
-                if !r.series.levels.allSatisfy(Names.isValid) {
-                    fail("series \(PayloadDecoder.quoted(r.series.path)) has an invalid name")
-                }
-                if SeriesKey(path: r.series.path) != r.series {
-                    fail("series \(PayloadDecoder.quoted(r.series.path)) does not round-trip")
-                }
-                if !r.value.isFinite { fail("reading value \(r.value) is not finite") }
-                checkUnit(r.unit)
-                if r.timestampFromPayload {
-                    if r.timestamp > newest || (oldest.map { r.timestamp < $0 } ?? false) {
-                        fail("reading time \(r.timestamp.micros) outside the accepted range")
-                    }
-                } else if r.timestamp != receivedAt {
-                    fail("a reading without a payload time is not at the time of receipt")
-                }
-            }
-        }
-
-        /// The payload decoder's JSON verdict is the tape's.
-        mutating func checkAgreesWithTape(
-            _ result: Result<[DecodedValue], RejectReason>, _ tape: JSONError?
-        ) {
-            let expected: RejectReason.Code?
-            switch tape {
-            case nil: expected = nil
-            case .syntax?: expected = .invalidJSON
-            case .tooDeep?: expected = .tooDeep
-            case .invalidUTF8?: expected = .invalidUTF8
-            }
-            let jsonCodes: Set<RejectReason.Code> = [.invalidJSON, .tooDeep, .invalidUTF8]
-            switch result {
-            case .success:
-                if let expected { fail("accepted a payload the tape rejects as \(expected)") }
-            case .failure(let reason):
-                if let expected, reason.code != expected {
-                    fail("rejected with \(reason.code), the tape says \(expected)")
-                }
-                if expected == nil, jsonCodes.contains(reason.code) {
-                    fail("rejected as \(reason.code) JSON the tape accepts")
-                }
-            }
-        }
-
-        /// On a valid fixed topic, the message decoder gives the payload decoder's values,
-        /// or rejects them for their time.
-        mutating func checkMessageAgreesWithPayload(
-            _ error: RejectReason?, _ readings: [Reading], _ payloadResult: Result<[DecodedValue], RejectReason>,
-            payload: UnsafeRawBufferPointer, topicMetric: String?, limits: IngestLimits
-        ) {
-            if payload.count > limits.maxPayloadBytes {
-                if error?.code != .payloadTooLarge { fail("a payload too large gave \(String(describing: error))") }
-                return
-            }
-            switch payloadResult {
-            case .failure(let reason):
-                if error != reason { fail("message rejected as \(String(describing: error)), payload as \(reason)") }
-            case .success(let values):
-                let newest = receivedAt.adding(limits.maxFuture)
-                let oldest = limits.maxAge.map { receivedAt.subtracting($0) }
-                let outOfRange = values.contains { d in
-                    guard let t = d.timestamp else { return false }
-                    return t > newest || (oldest.map { t < $0 } ?? false)
-                }
-                if outOfRange {
-                    if error?.code != .futureTimestamp && error?.code != .tooOld {
-                        fail("a time out of range gave \(String(describing: error))")
-                    }
-                    return
-                }
-                if let error {
-                    fail("message rejected as \(error), the payload decodes")
-                    return
-                }
-                guard readings.count == values.count else {
-                    fail("\(readings.count) readings from \(values.count) values")
-                    return
-                }
-                let network = topicMetric != nil ? "energy" : "water"
-                for (r, d) in zip(readings, values) {
-                    let series = SeriesKey(
-                        network: network, site: "site-1", device: "dev.2", metric: d.metric ?? topicMetric ?? "")
-                    if r.series != series || r.value.bitPattern != d.value.bitPattern || r.unit != d.unit
-                        || r.timestamp != (d.timestamp ?? receivedAt) || r.timestampFromPayload != (d.timestamp != nil)
-                    {
-                        fail("reading \(r) from value \(d)")
-                    }
-                }
-            }
-        }
-    }
 }
