@@ -1,7 +1,8 @@
 // The libFuzzer harness of the decoders. libFuzzer brings `main`, so this is compiled as a
-// library (-parse-as-library) and built only by scripts/fuzz: `swift build --sanitize=fuzzer`
-// in this package, which instruments VigilCore too. What is checked lives in VigilFuzzCheck,
-// which the regression tests call as well; trapping on a broken invariant is libFuzzer's report.
+// library (-parse-as-library), and built only by scripts/fuzz: swift build in this package,
+// with the fuzzer and AddressSanitizer over the whole build, VigilCore too. What is checked
+// lives in VigilFuzzCheck (Fuzz/Check), which the regression tests call as well; trapping on a
+// broken invariant is how libFuzzer learns of it.
 
 import VigilFuzzCheck
 
