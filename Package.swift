@@ -16,6 +16,8 @@ let package = Package(
         .executable(name: "vigil-faults", targets: ["vigil-faults"]),
         // The fault suite preloads it into the daemon to step its wall clock.
         .library(name: "vigil-stepped-clock", type: .dynamic, targets: ["CSteppedClock"]),
+        // For the fuzz target's own package in Fuzz/ (which depends on this one by path).
+        .library(name: "VigilFuzzCheck", targets: ["VigilFuzzCheck"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -79,7 +81,11 @@ let package = Package(
             dependencies: ["VigilTestSupport", "VigilStorage", "VigilCore"],
             swiftSettings: settings
         ),
+        // The decoder fuzz target's invariant checker, outside VigilCore so that vigil never links
+        // it: the fuzz package in Fuzz/ uses it through its product, FuzzRegressionTests directly.
+        .target(name: "VigilFuzzCheck", dependencies: ["VigilCore"], path: "Fuzz/Check", swiftSettings: settings),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "VigilTestSupport"], swiftSettings: settings),
+        .testTarget(name: "VigilFuzzCheckTests", dependencies: ["VigilFuzzCheck", "VigilCore"], swiftSettings: settings),
         .testTarget(
             name: "VigilStorageTests",
             dependencies: ["VigilStorage", "VigilTestSupport"],

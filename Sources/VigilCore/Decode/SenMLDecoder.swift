@@ -150,7 +150,7 @@ extension PayloadDecoder {
         }
     }
 
-    static func quoted(_ s: String) -> String {
+    package static func quoted(_ s: String) -> String {
         let limited = s.count > 70 ? String(s.prefix(67)) + "..." : s
         return "\"" + limited + "\""
     }

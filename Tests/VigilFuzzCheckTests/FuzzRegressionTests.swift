@@ -1,10 +1,10 @@
 import Foundation
 import Testing
-
-@testable import VigilCore
+import VigilCore
+import VigilFuzzCheck
 
 /// Every input in `Fuzz/regressions/` (each once crashed the fuzz target) and in the seed corpus
-/// `Fuzz/corpus/`, through the fuzz target's own entry point, in the normal build: no crash, no
+/// `Fuzz/corpus/`, through the fuzz target's checker (`VigilFuzzCheck`), in the normal build: no crash, no
 /// broken invariant, and the same verdicts every time.
 @Suite("Fuzz regressions")
 struct FuzzRegressionTests {
@@ -27,10 +27,10 @@ struct FuzzRegressionTests {
     @Test(arguments: inputs)
     func input(_ name: String) throws {
         let bytes = [UInt8](try Data(contentsOf: Self.fuzzDirectory.appendingPathComponent(name)))
-        let outcome = bytes.withUnsafeBytes { FuzzEntry.check($0) }
+        let outcome = bytes.withUnsafeBytes { FuzzCheck.check($0) }
         #expect(outcome.violations.isEmpty, "\(name): \(outcome)")
         #expect(!outcome.verdicts.isEmpty || bytes.isEmpty, "\(name) was not decoded")
-        let again = bytes.withUnsafeBytes { FuzzEntry.check($0) }
+        let again = bytes.withUnsafeBytes { FuzzCheck.check($0) }
         #expect(again == outcome, "\(name) decoded twice: \(outcome) then \(again)")
     }
 
