@@ -2,6 +2,7 @@ import Foundation
 
 /// A real mosquitto broker on a free loopback port, with its own config and persistence
 /// folder. It can be stopped and started again on the same port, to make outages.
+/// `@unchecked Sendable`: `process` is read and written only under `lock`.
 public final class Broker: @unchecked Sendable {
     // `process` is only touched by the test that owns the broker, one call at a time.
     public let port: Int

@@ -2,7 +2,7 @@ import Foundation
 
 /// A throwaway certificate authority made with openssl: a CA, a server certificate for
 /// `localhost` and 127.0.0.1, and a client certificate, for tests of TLS and mutual TLS.
-public final class TestPKI: @unchecked Sendable {
+public final class TestPKI: Sendable {
     // Immutable after init.
     public let directory: TemporaryDirectory
     public var caCert: String { directory.file("ca.crt") }

@@ -3,6 +3,7 @@ import Foundation
 /// A child process started with `posix_spawn`, a clean signal mask and default signal
 /// handlers. (Foundation's `Process` passes on the parent's mask, and a test process has
 /// SIGTERM blocked, so a broker or daemon started that way could not be stopped.)
+/// `@unchecked Sendable`: `status` is written once, under `lock`; the rest is immutable.
 public final class ChildProcess: @unchecked Sendable {
     // `status` is written once by `wait()` under `lock`; the rest is immutable.
     public let pid: pid_t

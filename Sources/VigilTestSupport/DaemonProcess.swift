@@ -4,6 +4,8 @@ import VigilStorage
 
 /// The `vigil` binary run as a child process against a config the test writes, so tests
 /// can stop it with SIGTERM, kill it with SIGKILL and start it again on the same state.
+/// `@unchecked Sendable`: `process` and `starts` change only in `start`/`stop`/`kill`, which a
+/// test calls from one task at a time.
 public final class DaemonProcess: @unchecked Sendable {
     // Touched only by the owning test, one call at a time.
     public let directory: TemporaryDirectory

@@ -1,6 +1,7 @@
 import Foundation
 
 /// A test-owned `NOTIFY_SOCKET`: a datagram socket that records what the daemon sends.
+/// `@unchecked Sendable`: `received` is read and written only under `lock`.
 public final class NotifyListener: @unchecked Sendable {
     // `messages` is guarded by `lock`; the rest is immutable after init.
     public let path: String

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A fresh directory under the system's temporary folder, removed when the value is released.
-public final class TemporaryDirectory: @unchecked Sendable {
+public final class TemporaryDirectory: Sendable {
     // Immutable after init; only `path` is read. `@unchecked` because it is a class with a deinit.
     public let path: String
     public let keep: Bool

@@ -6,7 +6,7 @@ import VigilMQTT
 /// Publishes sequence-numbered readings at a paced rate: the value of reading `i` is `i`
 /// and its timestamp is its send time, so a receiver can tell exactly which ones arrived
 /// and how long they took.
-public final class TestPublisher: @unchecked Sendable {
+public final class TestPublisher: Sendable {
     // Immutable after init; the publisher is thread safe.
     public let publisher: PacedPublisher
     public let topics: [String]

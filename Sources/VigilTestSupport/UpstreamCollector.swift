@@ -5,6 +5,7 @@ import VigilMQTT
 
 /// Everything that arrives on an upstream broker under `vigil/#`, in order, with a
 /// persistent session so that nothing is missed while its broker restarts.
+/// `@unchecked Sendable`: `messages` and `highest` are read and written only under `lock`.
 public final class UpstreamCollector: MQTTClientDelegate, @unchecked Sendable {
     public struct Message: Sendable {
         public var topic: String

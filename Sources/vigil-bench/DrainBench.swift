@@ -102,6 +102,7 @@ enum DrainBench {
 }
 
 /// A flag one thread sets and another polls.
+/// `@unchecked Sendable`: `on` is read and written only under `lock`.
 final class StopSwitch: @unchecked Sendable {
     // Guarded by `lock`.
     private let lock = NSLock()

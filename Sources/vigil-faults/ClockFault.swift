@@ -207,6 +207,7 @@ enum ClockFault {
     }
 
     /// The offset the following sensors add to the true time; nil while they re-sync.
+    /// `@unchecked Sendable`: `value` is read and written only under `lock`.
     final class FollowedClock: @unchecked Sendable {
         private let lock = NSLock()
         private var value: Int64? = 0

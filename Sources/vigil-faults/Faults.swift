@@ -149,6 +149,7 @@ func percentile(_ xs: [Double], _ p: Double) -> Double {
 }
 
 /// Sequence-numbered readings published at a paced rate on a thread of its own, until stopped.
+/// `@unchecked Sendable`: `stopped` and `report` are read and written only under `lock`.
 final class Publishing: @unchecked Sendable {
     private let lock = NSLock()
     private var stopped = false

@@ -16,3 +16,20 @@ struct LogTests {
         #expect(l.admit("connection failed", now: 10.6) == 0)
     }
 }
+
+@Suite("Log level")
+struct LogLevelTests {
+    /// A logger's own level is its own (swift-log's contract); the configured level, which
+    /// a reload changes, applies to every logger that has none.
+    @Test func ownLevelStaysOwnConfiguredLevelIsShared() {
+        let before = VigilLogHandler.configuredLevel.withLock { $0 }
+        defer { VigilLogHandler.setLevel(before) }
+        VigilLogHandler.setLevel(.info)
+        var a = VigilLogHandler(label: "a", journal: false)
+        let b = VigilLogHandler(label: "b", journal: false)
+        a.logLevel = .debug
+        #expect(a.logLevel == .debug && b.logLevel == .info)
+        VigilLogHandler.setLevel(.warning)
+        #expect(a.logLevel == .debug && b.logLevel == .warning)
+    }
+}

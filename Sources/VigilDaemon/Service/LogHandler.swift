@@ -8,12 +8,16 @@ import VigilCore
 /// (`JOURNAL_STREAM` set) each line starts with its syslog priority (`<3>`) and carries no
 /// timestamp, since the journal adds its own; otherwise it starts with an RFC 3339 time.
 public struct VigilLogHandler: LogHandler {
-    /// One level for the whole process, so that a reload can change it.
-    static let level = Mutex<Logger.Level>(.info)
+    /// The level `log.level` configures: every handler follows it (a reload changes it for
+    /// all), unless its own `logLevel` was set, which as swift-log's contract says changes
+    /// that logger alone.
+    static let configuredLevel = Mutex<Logger.Level>(.info)
+
+    private var ownLevel: Logger.Level?
 
     public var logLevel: Logger.Level {
-        get { Self.level.withLock { $0 } }
-        set { Self.level.withLock { $0 = newValue } }
+        get { ownLevel ?? Self.configuredLevel.withLock { $0 } }
+        set { ownLevel = newValue }
     }
 
     public var metadata: Logger.Metadata = [:]
@@ -23,10 +27,9 @@ public struct VigilLogHandler: LogHandler {
     static let output = Mutex<Void>(())
     static let limiter = Mutex(LogRateLimiter())
 
-    public init(label: String, level: Logger.Level, journal: Bool) {
+    public init(label: String, journal: Bool) {
         self.label = label
         self.journal = journal
-        Self.level.withLock { $0 = level }
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -76,13 +79,13 @@ public struct VigilLogHandler: LogHandler {
     /// Sets up swift-log once for the process.
     public static func bootstrap(level: Logger.Level) {
         let journal = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil
-        Self.level.withLock { $0 = level }
-        LoggingSystem.bootstrap { label in VigilLogHandler(label: label, level: Self.level.withLock { $0 }, journal: journal) }
+        setLevel(level)
+        LoggingSystem.bootstrap { label in VigilLogHandler(label: label, journal: journal) }
     }
 
-    /// Changes the level of every logger (a reload).
+    /// Changes the configured level (a reload): every logger without a level of its own follows.
     public static func setLevel(_ level: Logger.Level) {
-        Self.level.withLock { $0 = level }
+        configuredLevel.withLock { $0 = level }
     }
 }
 
