@@ -58,7 +58,7 @@ struct MQTTClientTests {
 
         broker.stop()
         #expect(eventually { !client.isConnected })
-        #expect(sub.seen.withLock { $0.disconnects.count } == 1)
+        #expect(eventually { sub.seen.withLock { $0.disconnects.count } == 1 })
         try broker.start()
         #expect(eventually { sub.seen.withLock { $0.subscribed } == 2 }, "subscriptions sent again on the new connection")
         #expect(client.connectCount == 2)
