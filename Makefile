@@ -25,7 +25,7 @@ define install_config
 endef
 
 install: build
-	install -D -m 0755 $(BUILD) $(DESTDIR)$(BINDIR)/vigil
+	install -D -s -m 0755 $(BUILD) $(DESTDIR)$(BINDIR)/vigil
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/vigil/rules.d $(DESTDIR)$(DOCDIR)
 	sed -e 's|/usr/bin/vigil|$(BINDIR)/vigil|g' -e 's|/etc/vigil|$(SYSCONFDIR)/vigil|g' \
 	    -e 's|/usr/share/doc/vigil|$(DOCDIR)|g' systemd/vigil.service > $(DESTDIR)$(UNITDIR)/vigil.service

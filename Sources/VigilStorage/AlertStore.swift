@@ -25,14 +25,16 @@ public struct StoredAlertEvent: Sendable, Equatable {
 /// The `alert_states` table (one row per raised or pending (rule, series): what a restart
 /// restores) and `alert_events` (the history of transitions).
 public final class AlertStore {
-    private let db: SQLiteDatabase
+    private let cold: WriteConnection
+    private var db: SQLiteDatabase { cold.db }
     private let deleteState: SQLiteStatement
     private let saveState: SQLiteStatement
     private let insertEvent: SQLiteStatement
     private let lastEvent: SQLiteStatement
 
-    init(_ db: SQLiteDatabase) throws(SQLiteError) {
-        self.db = db
+    init(_ cold: WriteConnection) throws(SQLiteError) {
+        self.cold = cold
+        let db = cold.db
         deleteState = try db.prepare("DELETE FROM alert_states WHERE rule = ? AND series = ?")
         saveState = try db.prepare(
             "INSERT OR REPLACE INTO alert_states(rule, series, level, since, pending, absent, last_value, threshold, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -47,6 +49,7 @@ public final class AlertStore {
 
     /// Stores one (rule, series) state; an idle one is deleted.
     public func save(_ r: AlertStateRecord, now: Timestamp, _ tx: Transaction) throws(SQLiteError) {
+        try cold.begin()
         if r.isIdle {
             deleteState.bind(1, r.rule)
             deleteState.bind(2, r.series.path)
@@ -69,6 +72,7 @@ public final class AlertStore {
     /// Records a transition in the alert history.
     @discardableResult
     public func record(_ t: AlertTransition, _ tx: Transaction) throws(SQLiteError) -> Int64 {
+        try cold.begin()
         let stmt = insertEvent
         stmt.bind(1, t.at.micros)
         stmt.bind(2, t.rule)

@@ -37,10 +37,12 @@ public struct SeriesInfo: Sendable, Equatable {
 public final class BufferReader {
     let db: SQLiteDatabase
     public let path: String
+    /// The hot tier is attached as `hot`: what the daemon has not flushed yet.
+    let hasHot: Bool
 
-    /// Opens an existing buffer.
+    /// Opens an existing buffer, with its hot tier at `hotPath` when it exists.
     /// - Throws: when there is no buffer at `path` yet.
-    public init(path: String) throws(SQLiteError) {
+    public init(path: String, hotPath: String? = nil) throws(SQLiteError) {
         self.path = path
         guard access(path, F_OK) == 0 else {
             throw SQLiteError(
@@ -49,11 +51,24 @@ public final class BufferReader {
         }
         db = try SQLiteDatabase(path: path)
         db.setBusyTimeout(milliseconds: 2000)
+        if let hotPath, access(hotPath, R_OK) == 0 {
+            let stmt = try db.prepare("ATTACH DATABASE ? AS hot")
+            stmt.bind(1, hotPath)
+            try stmt.run()
+            hasHot = true
+        } else {
+            hasHot = false
+        }
         try db.execute("PRAGMA query_only = 1")
     }
 
     public convenience init(options: BufferOptions) throws(SQLiteError) {
-        try self.init(path: options.databasePath)
+        try self.init(path: options.databasePath, hotPath: options.hotPath)
+    }
+
+    /// `table`, or its union with the hot tier's.
+    private func both(_ columns: String, _ table: String) -> String {
+        hasHot ? "(SELECT \(columns) FROM main.\(table) UNION ALL SELECT \(columns) FROM hot.\(table))" : "main.\(table)"
     }
 
     public func series() throws(SQLiteError) -> [SeriesInfo] {
@@ -85,7 +100,7 @@ public final class BufferReader {
         }
         guard !wanted.isEmpty else { return }
         let stmt = try db.prepare(
-            "SELECT ts, series_id, value FROM readings WHERE ts >= ? AND ts < ? ORDER BY ts, series_id")
+            "SELECT ts, series_id, value FROM \(both("ts, series_id, value", "readings")) WHERE ts >= ? AND ts < ? ORDER BY ts, series_id")
         stmt.bind(1, since?.micros ?? Int64.min)
         stmt.bind(2, until?.micros ?? Int64.max)
         while try stmt.step() {
@@ -97,22 +112,21 @@ public final class BufferReader {
 
     /// The latest rejected messages, newest first.
     public func rejects(limit: Int = 100) throws(SQLiteError) -> [RejectRecord] {
-        let stmt = try db.prepare(
-            "SELECT at, topic, reason, detail, payload, payload_size FROM rejects ORDER BY id DESC LIMIT ?")
+        // The hot tier's rejects are the newer ones.
+        let columns = "at, topic, reason, detail, payload, payload_size"
+        let sql =
+            hasHot
+            ? "SELECT \(columns) FROM (SELECT \(columns), 1 AS tier, id FROM hot.rejects UNION ALL SELECT \(columns), 0, id FROM main.rejects) ORDER BY tier DESC, id DESC LIMIT ?"
+            : "SELECT \(columns) FROM rejects ORDER BY id DESC LIMIT ?"
+        let stmt = try db.prepare(sql)
         stmt.bind(1, Int64(limit))
         var out: [RejectRecord] = []
-        while try stmt.step() {
-            out.append(
-                RejectRecord(
-                    at: Timestamp(micros: stmt.int(0)), topic: stmt.text(1) ?? "",
-                    reason: RejectReason(RejectReason.Code(rawValue: stmt.text(2) ?? ""), stmt.text(3) ?? ""),
-                    payloadPrefix: stmt.blob(4), payloadSize: Int(stmt.int(5))))
-        }
+        while try stmt.step() { out.append(RejectStore.record(stmt)) }
         return out
     }
 
     public func counters() throws(SQLiteError) -> [String: Int64] {
-        let stmt = try db.prepare("SELECT name, value FROM counters")
+        let stmt = try db.prepare("SELECT name, sum(value) FROM \(both("name, value", "counters")) GROUP BY name")
         var out: [String: Int64] = [:]
         while try stmt.step() { out[stmt.text(0) ?? ""] = stmt.int(1) }
         return out
@@ -141,8 +155,9 @@ public final class BufferReader {
 
     /// The oldest and newest reading timestamps.
     public func timeRange() throws(SQLiteError) -> (Timestamp, Timestamp)? {
-        guard let lo = try db.scalarInt("SELECT min(ts) FROM readings"),
-            let hi = try db.scalarInt("SELECT max(ts) FROM readings")
+        let readings = both("ts", "readings")
+        guard let lo = try db.scalarInt("SELECT min(ts) FROM \(readings)"),
+            let hi = try db.scalarInt("SELECT max(ts) FROM \(readings)")
         else { return nil }
         return (Timestamp(micros: lo), Timestamp(micros: hi))
     }

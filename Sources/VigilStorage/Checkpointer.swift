@@ -1,4 +1,5 @@
 import CSQLite
+import Synchronization
 
 /// Copies WAL pages into the database file from its own connection, so that commits on
 /// the writer never wait for a checkpoint.
@@ -23,5 +24,34 @@ public final class Checkpointer: @unchecked Sendable {
         let rc = sqlite3_wal_checkpoint_v2(db.handle, nil, SQLITE_CHECKPOINT_PASSIVE, &log, &done)
         if rc != SQLITE_OK && rc != SQLITE_BUSY { throw db.error(rc, "wal_checkpoint") }
         return (log, done)
+    }
+}
+
+/// How many frames the writer's WAL holds, as SQLite reports after each commit: the
+/// checkpointer copies them into the database file when there are many, or now and then,
+/// rather than every second, so a page changed by many flushes is written there once.
+public final class WALFrames: Sendable {
+    private let frames = Atomic<Int32>(0)
+
+    public init() {}
+
+    /// Frames written since the last checkpoint (0 after one).
+    public var count: Int32 { frames.load(ordering: .relaxed) }
+
+    func set(_ n: Int32) { frames.store(n, ordering: .relaxed) }
+
+    /// After a checkpoint: the next commit starts the WAL over.
+    public func reset() { frames.store(0, ordering: .relaxed) }
+}
+
+extension SQLiteDatabase {
+    /// Reports the WAL's size in frames to `frames` after each commit.
+    func watchWAL(_ frames: WALFrames) {
+        sqlite3_wal_hook(
+            handle,
+            { context, _, _, n in
+                if let context { Unmanaged<WALFrames>.fromOpaque(context).takeUnretainedValue().set(n) }
+                return SQLITE_OK
+            }, Unmanaged.passUnretained(frames).toOpaque())
     }
 }

@@ -18,19 +18,20 @@ public enum CounterName {
 }
 
 /// The `counters` table: totals since the buffer was created. Additions are gathered in
-/// memory and written once per commit, in the same transaction as what they count.
+/// memory and written once per commit, with what they count: into the hot tier with the
+/// batch's readings (a flush adds them to flash), or into flash.
 public final class CounterStore: TransactionParticipant {
-    private let db: SQLiteDatabase
-    private let add: SQLiteStatement
-    private let stored: SQLiteStatement
+    static let upsertSQL =
+        "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value"
+    private let tiers: Tiers
+    private let addCold: SQLiteStatement
+    private let addHot: SQLiteStatement?
     private var deltas: [String: Int64] = [:]
 
-    init(_ db: SQLiteDatabase) throws(SQLiteError) {
-        self.db = db
-        add = try db.prepare(
-            "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value")
-        stored = try db.prepare(
-            "SELECT coalesce(sum(CASE WHEN name = ? THEN value ELSE -value END), 0) FROM counters WHERE name IN (?, ?, ?)")
+    init(tiers: Tiers) throws(SQLiteError) {
+        self.tiers = tiers
+        addCold = try tiers.cold.db.prepare(Self.upsertSQL)
+        addHot = try tiers.hot.map { hot throws(SQLiteError) in try hot.db.prepare(Self.upsertSQL) }
     }
 
     /// Adds to a counter; written with the next commit.
@@ -38,26 +39,41 @@ public final class CounterStore: TransactionParticipant {
         deltas[name, default: 0] += delta
     }
 
+    /// A counter's total as stored, in flash and the hot tier.
+    func stored(_ name: String) throws(SQLiteError) -> Int64 {
+        func value(_ db: SQLiteDatabase) throws(SQLiteError) -> Int64 {
+            let stmt = try db.prepare("SELECT value FROM counters WHERE name = ?")
+            stmt.bind(1, name)
+            return try stmt.step() ? stmt.int(0) : 0
+        }
+        return try value(tiers.cold.db) + (try tiers.hot.map { hot throws(SQLiteError) in try value(hot.db) } ?? 0)
+    }
+
     /// Readings in the buffer: stored less pruned, from the counters (no count(*) scan).
     public func storedRows() throws(SQLiteError) -> Int64 {
-        stored.bind(1, CounterName.readingsStored)
-        stored.bind(2, CounterName.readingsStored)
-        stored.bind(3, CounterName.readingsPrunedRetention)
-        stored.bind(4, CounterName.readingsPrunedSize)
-        defer { stored.reset() }
-        return try stored.step() ? stored.int(0) : 0
+        try stored(CounterName.readingsStored) - stored(CounterName.readingsPrunedRetention)
+            - stored(CounterName.readingsPrunedSize)
+    }
+
+    /// Adds the hot tier's counters to flash (a flush).
+    func moveFromHot(_ hot: HotTier) throws(SQLiteError) {
+        for (name, value) in try hot.counters() { deltas[name, default: 0] += value }
     }
 
     var hasPending: Bool { !deltas.isEmpty }
 
     func willCommit(_ tx: Transaction) throws(SQLiteError) {
+        let hot = tiers.batchIsHot
+        let stmt = hot ? addHot! : addCold
+        if !deltas.isEmpty { try tiers.batch.begin() }
         for (name, delta) in deltas where delta != 0 {
-            add.bind(1, name)
-            add.bind(2, delta)
-            try add.run()
+            stmt.bind(1, name)
+            stmt.bind(2, delta)
+            try stmt.run()
         }
-        deltas.removeAll(keepingCapacity: true)
     }
+
+    func didCommit() { deltas.removeAll(keepingCapacity: true) }
 
     func didRollBack() { deltas.removeAll() }
 }

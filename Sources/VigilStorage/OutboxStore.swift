@@ -31,14 +31,16 @@ public struct OutboxBacklog: Sendable, Equatable {
 /// acknowledged them (and then until retention or size prunes them). The next seq is in
 /// `meta`, written with each message, so a seq is never used twice.
 public final class OutboxStore {
-    private let db: SQLiteDatabase
+    private let cold: WriteConnection
+    private var db: SQLiteDatabase { cold.db }
     private let counters: CounterStore
     private let meta: MetaStore
     private let insert: SQLiteStatement
     private let deliver: SQLiteStatement
 
-    init(_ db: SQLiteDatabase, counters: CounterStore, meta: MetaStore) throws(SQLiteError) {
-        self.db = db
+    init(_ cold: WriteConnection, counters: CounterStore, meta: MetaStore) throws(SQLiteError) {
+        self.cold = cold
+        let db = cold.db
         self.counters = counters
         self.meta = meta
         insert = try db.prepare("INSERT INTO outbox(seq, kind, topic, payload, created) VALUES (?, ?, ?, ?, ?)")
@@ -66,6 +68,7 @@ public final class OutboxStore {
     public func enqueue(seq: Int64, kind: OutboxKind, topic: String, payload: [UInt8], at: Timestamp, _ tx: Transaction)
         throws(SQLiteError)
     {
+        try cold.begin()
         insert.bind(1, seq)
         insert.bind(2, kind.rawValue)
         insert.bind(3, topic)
@@ -78,6 +81,7 @@ public final class OutboxStore {
     /// Marks messages acknowledged by upstream.
     public func markDelivered(_ seqs: [Int64], at: Timestamp, _ tx: Transaction) throws(SQLiteError) {
         guard !seqs.isEmpty else { return }
+        try cold.begin()
         for s in seqs {
             deliver.bind(1, at.micros)
             deliver.bind(2, s)
@@ -89,6 +93,7 @@ public final class OutboxStore {
     /// Deletes up to `chunk` of the oldest delivered messages (older than `before`, if given).
     func pruneDelivered(before: Timestamp?, chunk: Int, _ tx: Transaction) throws(SQLiteError) -> Int64 {
         let limit = before?.micros ?? Int64.max
+        try cold.begin()
         try db.execute(
             "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE delivered IS NOT NULL AND delivered < \(limit) ORDER BY delivered LIMIT \(chunk))"
         )
@@ -100,6 +105,7 @@ public final class OutboxStore {
     /// Deletes up to `chunk` of the oldest undelivered aggregates: the last resort when the
     /// buffer is full of backlog. Alerts are never dropped.
     func dropUndeliveredAggregates(chunk: Int, _ tx: Transaction) throws(SQLiteError) -> Int64 {
+        try cold.begin()
         try db.execute(
             "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE kind = \(OutboxKind.aggregate.rawValue) AND delivered IS NULL ORDER BY seq LIMIT \(chunk))"
         )

@@ -4,15 +4,19 @@ import VigilCore
 /// The `readings` and `series` tables: each reading once, and every series with when it
 /// was last seen.
 ///
-/// The series are kept in memory (id, unit, last seen and last value), so an insert costs
-/// one statement; when each was last seen is written every few seconds
-/// (`flushSeriesSeen`), not with every reading.
+/// A batch's readings go to the hot tier when there is one (see `HotTier`), else to the
+/// flash buffer; series are created in the flash buffer at once (their ids are what the
+/// readings refer to). The series are kept in memory (id, unit, last seen and last
+/// value), so an insert costs one statement; when each was last seen is written with the
+/// next flush, not with every reading.
 ///
 /// - Important: the ingest thread's, like the `Buffer` that owns it.
 public final class ReadingStore: TransactionParticipant {
+    private let tiers: Tiers
     private let db: SQLiteDatabase
     private let counters: CounterStore
     private let insertReading: SQLiteStatement
+    private let exists: SQLiteStatement
     private let insertSeries: SQLiteStatement
     private let updateSeriesUnit: SQLiteStatement
     private let updateSeriesSeen: SQLiteStatement
@@ -28,19 +32,28 @@ public final class ReadingStore: TransactionParticipant {
 
     private var series: [SeriesKey: SeriesEntry] = [:]
     private var createdInTransaction: [SeriesKey] = []
+    /// Readings put in the hot tier in the open transaction, to go to flash instead should
+    /// the hot tier's filesystem fill up before the commit.
+    private var pendingHot: [(Int64, Int64, Double)] = []
+    /// The newest reading in the flash buffer: a hot reading at or before it may be a
+    /// redelivery of one flushed already, and is looked up there.
+    private var flashNewest: Int64
     /// Readings inserted in the open transaction.
     public private(set) var pendingRows = 0
 
-    init(_ db: SQLiteDatabase, counters: CounterStore) throws(SQLiteError) {
-        self.db = db
+    init(tiers: Tiers, counters: CounterStore) throws(SQLiteError) {
+        self.tiers = tiers
+        db = tiers.cold.db
         self.counters = counters
         insertReading = try db.prepare("INSERT OR IGNORE INTO readings(ts, series_id, value) VALUES (?, ?, ?)")
+        exists = try db.prepare("SELECT 1 FROM readings WHERE ts = ? AND series_id = ? AND value = ?")
         insertSeries = try db.prepare(
             "INSERT INTO series(path, network, site, device, metric, unit, first_seen, last_seen, last_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         updateSeriesUnit = try db.prepare("UPDATE series SET unit = ? WHERE id = ?")
         updateSeriesSeen = try db.prepare("UPDATE series SET last_seen = max(last_seen, ?), last_value = ? WHERE id = ?")
         since = try db.prepare("SELECT ts, series_id, value FROM readings WHERE ts >= ? ORDER BY ts")
+        flashNewest = try db.scalarInt("SELECT max(ts) FROM readings") ?? .min
         let stmt = try db.prepare("SELECT id, network, site, device, metric, unit, last_seen, last_value FROM series")
         while try stmt.step() {
             let key = SeriesKey(
@@ -63,6 +76,7 @@ public final class ReadingStore: TransactionParticipant {
         if var entry = series[r.series] {
             id = entry.id
             if r.unit != nil, r.unit != entry.unit {
+                try tiers.cold.begin()
                 updateSeriesUnit.bind(1, r.unit)
                 updateSeriesUnit.bind(2, id)
                 try updateSeriesUnit.run()
@@ -77,20 +91,60 @@ public final class ReadingStore: TransactionParticipant {
         } else {
             id = try createSeries(r)
         }
-        insertReading.bind(1, r.timestamp.micros)
-        insertReading.bind(2, id)
-        insertReading.bind(3, r.value)
-        try insertReading.run()
         pendingRows += 1
-        if db.changes == 0 {
-            counters.add(CounterName.readingsDuplicate)
-            return nil
+        let stored = try store(ts: r.timestamp.micros, seriesID: id, value: r.value)
+        counters.add(stored ? CounterName.readingsStored : CounterName.readingsDuplicate)
+        return stored ? id : nil
+    }
+
+    /// Into the hot tier, or the flash buffer; false for a redelivery.
+    private func store(ts: Int64, seriesID: Int64, value: Double) throws(SQLiteError) -> Bool {
+        if tiers.batchIsHot, let hot = tiers.hot {
+            if ts <= flashNewest {
+                if try inFlash(ts: ts, seriesID: seriesID, value: value) { return false }
+            }
+            do {
+                guard try hot.insert(ts: ts, seriesID: seriesID, value: value) else { return false }
+                pendingHot.append((ts, seriesID, value))
+                return true
+            } catch where error.isFull {
+                try hotTierFull()
+            }
         }
-        counters.add(CounterName.readingsStored)
-        return id
+        return try insertFlash(ts: ts, seriesID: seriesID, value: value)
+    }
+
+    private func inFlash(ts: Int64, seriesID: Int64, value: Double) throws(SQLiteError) -> Bool {
+        exists.bind(1, ts)
+        exists.bind(2, seriesID)
+        exists.bind(3, value)
+        defer { exists.reset() }
+        return try exists.step()
+    }
+
+    private func insertFlash(ts: Int64, seriesID: Int64, value: Double) throws(SQLiteError) -> Bool {
+        try tiers.cold.begin()
+        insertReading.bind(1, ts)
+        insertReading.bind(2, seriesID)
+        insertReading.bind(3, value)
+        try insertReading.run()
+        guard db.changes > 0 else { return false }
+        flashNewest = max(flashNewest, ts)
+        return true
+    }
+
+    /// The hot tier's filesystem is full: its open transaction is abandoned, and what it
+    /// held of this batch goes to flash, as the batches do until `Buffer` finds room again.
+    func hotTierFull() throws(SQLiteError) {
+        tiers.hot?.conn.rollback()
+        tiers.hotInUse = false
+        let rows = pendingHot
+        pendingHot.removeAll()
+        for (ts, id, v) in rows { _ = try insertFlash(ts: ts, seriesID: id, value: v) }
     }
 
     private func createSeries(_ r: Reading) throws(SQLiteError) -> Int64 {
+        try tiers.cold.begin()
         let s = r.series
         insertSeries.bind(1, s.path)
         insertSeries.bind(2, s.network)
@@ -111,8 +165,10 @@ public final class ReadingStore: TransactionParticipant {
     /// Whether some series was seen since `flushSeriesSeen` last wrote it.
     public var hasUnwrittenSeen: Bool { series.values.contains { $0.dirty } }
 
-    /// Writes when each series was last seen, and its last value.
+    /// Writes when each series was last seen, and its last value, to flash.
     public func flushSeriesSeen(_ tx: Transaction) throws(SQLiteError) {
+        guard hasUnwrittenSeen else { return }
+        try tiers.cold.begin()
         for (key, entry) in series where entry.dirty {
             updateSeriesSeen.bind(1, entry.lastSeen)
             updateSeriesSeen.bind(2, entry.lastValue)
@@ -122,8 +178,18 @@ public final class ReadingStore: TransactionParticipant {
         }
     }
 
+    /// Copies the hot tier's readings into flash (a flush, or a start that finds them).
+    /// - Returns: how many were new to flash.
+    func moveFromHot(_ hot: HotTier) throws(SQLiteError) -> Int {
+        var moved = 0
+        try hot.forEachReading { ts, id, v throws(SQLiteError) in
+            if try insertFlash(ts: ts, seriesID: id, value: v) { moved += 1 }
+        }
+        return moved
+    }
+
     /// Readings from `since` on, in time order, with their series ids: what rebuilds rule
-    /// windows and open aggregate windows at start.
+    /// windows and open aggregate windows at start (the hot tier is in flash by then).
     public func forEach(since from: Timestamp, _ body: (Reading, Int64) -> Void) throws(SQLiteError) {
         var keys: [Int64: (SeriesKey, String?)] = [:]
         for (k, e) in series { keys[e.id] = (k, e.unit) }
@@ -138,12 +204,14 @@ public final class ReadingStore: TransactionParticipant {
 
     func didCommit() {
         pendingRows = 0
+        pendingHot.removeAll(keepingCapacity: true)
         createdInTransaction.removeAll(keepingCapacity: true)
     }
 
     /// Series created in the abandoned transaction are forgotten again.
     func didRollBack() {
         pendingRows = 0
+        pendingHot.removeAll()
         for s in createdInTransaction { series[s] = nil }
         createdInTransaction.removeAll()
     }

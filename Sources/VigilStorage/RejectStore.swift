@@ -18,21 +18,24 @@ public struct RejectRecord: Sendable, Equatable {
 }
 
 /// The `rejects` table: the latest `kept` rejected messages, written with the next commit
-/// and trimmed as it grows; every reject is counted by reason.
+/// (into the hot tier with the batch, or into flash) and trimmed as it grows; every
+/// reject is counted by reason.
 public final class RejectStore: TransactionParticipant {
-    private let db: SQLiteDatabase
+    static let insertSQL = "INSERT INTO rejects(at, topic, reason, detail, payload, payload_size) VALUES (?, ?, ?, ?, ?, ?)"
+    private let tiers: Tiers
     private let counters: CounterStore
     private let kept: Int
-    private let insert: SQLiteStatement
+    private let insertCold: SQLiteStatement
+    private let insertHot: SQLiteStatement?
     private var pending: [RejectRecord] = []
     private var sinceTrim = 0
 
-    init(_ db: SQLiteDatabase, counters: CounterStore, kept: Int) throws(SQLiteError) {
-        self.db = db
+    init(tiers: Tiers, counters: CounterStore, kept: Int) throws(SQLiteError) {
+        self.tiers = tiers
         self.counters = counters
         self.kept = kept
-        insert = try db.prepare(
-            "INSERT INTO rejects(at, topic, reason, detail, payload, payload_size) VALUES (?, ?, ?, ?, ?, ?)")
+        insertCold = try tiers.cold.db.prepare(Self.insertSQL)
+        insertHot = try tiers.hot.map { hot throws(SQLiteError) in try hot.db.prepare(Self.insertSQL) }
     }
 
     /// Counts a rejected message and keeps it (the latest `kept` survive).
@@ -42,9 +45,19 @@ public final class RejectStore: TransactionParticipant {
         if pending.count > kept { pending.removeFirst(pending.count - kept) }
     }
 
+    /// Takes the hot tier's rejects into flash with the next write (a flush).
+    func moveFromHot(_ hot: HotTier) throws(SQLiteError) {
+        pending = try hot.rejects() + pending
+        if pending.count > kept { pending.removeFirst(pending.count - kept) }
+    }
+
     var hasPending: Bool { !pending.isEmpty }
 
     func willCommit(_ tx: Transaction) throws(SQLiteError) {
+        guard !pending.isEmpty else { return }
+        let tier = tiers.batch
+        try tier.begin()
+        let insert = tiers.batchIsHot ? insertHot! : insertCold
         for r in pending {
             insert.bind(1, r.at.micros)
             insert.bind(2, r.topic)
@@ -54,14 +67,24 @@ public final class RejectStore: TransactionParticipant {
             insert.bind(6, Int64(r.payloadSize))
             try insert.run()
         }
-        sinceTrim += pending.count
-        pending.removeAll(keepingCapacity: true)
-        if sinceTrim >= max(1, kept / 4) {
-            try db.execute("DELETE FROM rejects WHERE id <= (SELECT max(id) FROM rejects) - \(kept)")
-            sinceTrim = 0
+        if sinceTrim + pending.count >= max(1, kept / 4) {
+            try tier.db.execute("DELETE FROM rejects WHERE id <= (SELECT max(id) FROM rejects) - \(kept)")
         }
+    }
+
+    func didCommit() {
+        sinceTrim = sinceTrim + pending.count >= max(1, kept / 4) ? 0 : sinceTrim + pending.count
+        pending.removeAll(keepingCapacity: true)
     }
 
     /// What was not written yet stays for the next commit.
     func didRollBack() {}
+
+    /// A row of `SELECT at, topic, reason, detail, payload, payload_size`.
+    static func record(_ stmt: SQLiteStatement) -> RejectRecord {
+        RejectRecord(
+            at: Timestamp(micros: stmt.int(0)), topic: stmt.text(1) ?? "",
+            reason: RejectReason(RejectReason.Code(rawValue: stmt.text(2) ?? ""), stmt.text(3) ?? ""),
+            payloadPrefix: stmt.blob(4), payloadSize: Int(stmt.int(5)))
+    }
 }

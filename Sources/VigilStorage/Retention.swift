@@ -15,14 +15,15 @@ public struct MaintenanceReport: Sendable, Equatable {
 
 /// Keeps the buffer within `retention` and `max_size`, in bounded steps between commits.
 public final class Retention {
-    private let db: SQLiteDatabase
+    private let cold: WriteConnection
+    private var db: SQLiteDatabase { cold.db }
     private let counters: CounterStore
     private let outbox: OutboxStore
     var retention: TimeSpan
     var maxSize: ByteSize
 
-    init(_ db: SQLiteDatabase, counters: CounterStore, outbox: OutboxStore, retention: TimeSpan, maxSize: ByteSize) {
-        self.db = db
+    init(_ cold: WriteConnection, counters: CounterStore, outbox: OutboxStore, retention: TimeSpan, maxSize: ByteSize) {
+        self.cold = cold
         self.counters = counters
         self.outbox = outbox
         self.retention = retention
@@ -62,6 +63,7 @@ public final class Retention {
 
     /// Deletes up to `chunk` of the oldest readings before `limit` (micros).
     private func deleteReadings(before limit: Int64, chunk: Int) throws(SQLiteError) -> Int64 {
+        try cold.begin()
         try db.execute(
             "DELETE FROM readings WHERE ts < min(\(limit), coalesce((SELECT ts FROM readings ORDER BY ts LIMIT 1 OFFSET \(chunk)), \(limit)))"
         )

@@ -82,13 +82,26 @@ public struct BenchReport: Sendable, Equatable {
     public var ceilings: [Ceiling]
     public var summary: [Row]
     public var steps: [Step]
+    /// More tables after the sweep: a title and its markdown.
+    public var sections: [Section]
 
-    public init(title: String, context: [String], ceilings: [Ceiling], summary: [Row], steps: [Step]) {
+    /// A table of its own (writes to flash, uplink bytes).
+    public struct Section: Sendable, Equatable {
+        public var title: String
+        public var markdown: String
+        public init(title: String, markdown: String) {
+            self.title = title
+            self.markdown = markdown
+        }
+    }
+
+    public init(title: String, context: [String], ceilings: [Ceiling], summary: [Row], steps: [Step], sections: [Section] = []) {
         self.title = title
         self.context = context
         self.ceilings = ceilings
         self.summary = summary
         self.steps = steps
+        self.sections = sections
     }
 
     /// The configurations in the order their steps first appear.
@@ -142,6 +155,7 @@ public struct BenchReport: Sendable, Equatable {
         out += "database's size after vigil's final checkpoint.\n\n"
         out += sweepTable()
         if let plot { out += "\n![offered vs stored rate and p99 latency](\(plot))\n" }
+        for section in sections { out += "\n\(h)# \(section.title)\n\n\(section.markdown)" }
         return out
     }
 

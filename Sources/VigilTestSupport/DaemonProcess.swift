@@ -36,6 +36,7 @@ public final class DaemonProcess: @unchecked Sendable {
         return """
         gateway_id: \(gateway)
         state_dir: ./state
+        runtime_dir: ./run
         rules_dir: ./rules.d
         local:
           host: 127.0.0.1
@@ -80,9 +81,23 @@ public final class DaemonProcess: @unchecked Sendable {
         configPath = directory.file("vigil.yaml")
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
         try FileManager.default.createDirectory(atPath: directory.file("rules.d"), withIntermediateDirectories: true)
+        // `run/` is a tmpfs, as /run is on a gateway: what the hot tier writes there costs no
+        // flash (and does not count in the daemon's write_bytes).
+        if access("/dev/shm", W_OK) == 0 {
+            let shm = TemporaryDirectory("vigil-run", in: "/dev/shm")
+            runtime = shm
+            try FileManager.default.createSymbolicLink(atPath: directory.file("run"), withDestinationPath: shm.path)
+        } else {
+            runtime = nil
+        }
     }
 
+    /// The tmpfs folder `run/` points to, when there is one.
+    let runtime: TemporaryDirectory?
+
     public var stateDir: String { directory.file("state") }
+    /// The daemon's runtime directory (`runtime_dir: ./run`): the status record, the hot tier.
+    public var runtimeDir: String { directory.file("run") }
     public var logPath: String { directory.file("vigil.log") }
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
     public var pid: Int32? { process?.pid }
@@ -145,15 +160,21 @@ public final class DaemonProcess: @unchecked Sendable {
         try ChildProcess.run(exe, args, environment: environment)
     }
 
-    /// The buffer, read while the daemon runs.
+    /// The buffer with its hot tier, read while the daemon runs.
     public func reader() throws -> BufferReader {
-        try BufferReader(options: BufferOptions(directory: stateDir))
+        var options = BufferOptions(directory: stateDir)
+        options.runtimeDirectory = runtimeDir
+        return try BufferReader(options: options)
+    }
+
+    /// The daemon's last status record as written (`<runtime_dir>/status.json`).
+    public func statusJSON() -> String? {
+        try? String(contentsOfFile: runtimeDir + "/status.json", encoding: .utf8)
     }
 
     /// The daemon's last status record, decoded loosely.
     public func status() -> DaemonStatusView? {
-        guard let r = try? reader(), let raw = try? r.meta("status") else { return nil }
-        return DaemonStatusView(json: raw)
+        statusJSON().flatMap { DaemonStatusView(json: $0) }
     }
 
     /// Every stored reading whose series matches `filter`.

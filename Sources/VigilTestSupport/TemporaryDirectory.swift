@@ -1,13 +1,13 @@
 import Foundation
 
-/// A fresh directory under the system's temporary folder, removed when the value is released.
+/// A fresh directory under the system's temporary folder (or `base`), removed when the
+/// value is released.
 public final class TemporaryDirectory: Sendable {
-    // Immutable after init; only `path` is read. `@unchecked` because it is a class with a deinit.
     public let path: String
     public let keep: Bool
 
-    public init(_ prefix: String = "vigil-test") {
-        var base = NSTemporaryDirectory()
+    public init(_ prefix: String = "vigil-test", in folder: String? = nil) {
+        var base = folder ?? NSTemporaryDirectory()
         while base.hasSuffix("/") { base.removeLast() }
         var template = Array("\(base)/\(prefix)-XXXXXX".utf8CString)
         let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }

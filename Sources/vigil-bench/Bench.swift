@@ -90,6 +90,11 @@ struct Bench {
         print("drain: [\(Int(Date().timeIntervalSince(began))) s]")
         let outage = quick ? 5.0 : 20
         let drain = try DrainBench.run(outage: outage)
+        // 6. What reaches flash at idle and at paced rates, and the uplink's bytes.
+        print("writes: [\(Int(Date().timeIntervalSince(began))) s]")
+        let writes = try WritesBench.run(broker: broker, topics: topics, rates: [0, 1, 30, 300, 3000], seconds: quick ? 20 : 60)
+        print("uplink:")
+        let uplink = UplinkBench.run()
 
         var summary: [BenchReport.Row] = [
             .init(
@@ -118,7 +123,7 @@ struct Bench {
         summary += [
             .init(
                 "RSS at idle / peak under load (any step)", "\(BenchReport.fixed(idleRSS, 1)) / \(BenchReport.fixed(peakRSS, 1)) MB",
-                "idle < 30 MB"),
+                "idle < 20 MB"),
             .init(
                 "CPU per 10,000 readings, saturation / paced 10k/s (QoS 0, normal)",
                 "\(BenchReport.fixed(sat.cpuPer10k, 3)) / \(paced10k.map { BenchReport.fixed($0.cpuPer10k, 3) } ?? "-") s"),
@@ -140,6 +145,22 @@ struct Bench {
                 "RSS while upstream is away: start / max / end", String(format: "%.1f / %.1f / %.1f MB", drain.rssStart, drain.rssMax, drain.rssEnd),
                 "flat"),
         ]
+        func written(_ rate: Double) -> WritesBench.Row? { writes.first { $0.rate == rate } }
+        if let idle = written(0) {
+            summary.append(.init("idle, bytes written to flash per second (\(Int(idle.seconds)) s average)", BenchReport.grouped(idle.perSecond), "<= 1,000"))
+        }
+        for (rate, target) in [(30.0, "<= 150"), (300.0, "<= 80")] {
+            if let r = written(rate), let per = r.perReading {
+                summary.append(.init("\(Int(rate)) readings/s, bytes written to flash per reading", BenchReport.grouped(per), target))
+            }
+        }
+        if let r = uplink.first(where: { $0.series == 100 }) {
+            summary.append(
+                .init(
+                    "uplink bytes per series and window (topic + payload), 100 series: series / pack / pack + deflate",
+                    "\(BenchReport.grouped(r.seriesFormat)) / \(BenchReport.grouped(r.pack)) / \(BenchReport.grouped(r.deflated))",
+                    "deflated <= 80"))
+        }
 
         let stamp = timestamp(began)
         let elapsed = Date().timeIntervalSince(began)
@@ -153,13 +174,18 @@ struct Bench {
             ],
             ceilings: [.init(label: "QoS 0", rate: ceilings[0]!), .init(label: "QoS 1", rate: ceilings[1]!)],
             summary: summary,
-            steps: sweep.flatMap { config, steps in steps.map { $0.step(config, ceiling: ceilings[config.qos]!) } })
+            steps: sweep.flatMap { config, steps in steps.map { $0.step(config, ceiling: ceilings[config.qos]!) } },
+            sections: [
+                .init(title: "Writes to flash", markdown: WritesBench.table(writes, saturation: sat)),
+                .init(title: "Uplink bytes", markdown: UplinkBench.table(uplink)),
+            ])
 
         print("")
         for line in report.context { print("- " + line) }
         print("")
         print(report.summaryTable())
         print(report.sweepTable())
+        for section in report.sections { print("\n" + section.title + "\n\n" + section.markdown) }
         try write(report, stamp: stamp)
         if docs {
             writeDocs(report)

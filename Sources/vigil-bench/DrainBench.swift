@@ -93,7 +93,7 @@ enum DrainBench {
     }
 
     static func backlogNow(_ daemon: DaemonProcess) -> Int64 {
-        guard let raw = try? daemon.reader().meta("status"),
+        guard let raw = daemon.statusJSON(),
             let obj = try? JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any],
             let up = obj["upstream"] as? [String: Any]
         else { return .max }

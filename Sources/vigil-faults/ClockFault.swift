@@ -184,7 +184,7 @@ enum ClockFault {
         // Said so: logged once per step away, in the status record, and back when set right.
         let warned = daemon.log.contains("the wall clock was stepped")
         if !warned { result.failures.append("vigil did not say that the wall clock was stepped") }
-        let offset = (try? daemon.reader().meta("status")).flatMap { $0 }.flatMap { StatusClock(json: $0) }
+        let offset = daemon.statusJSON().flatMap { StatusClock(json: $0) }
         if let o = offset, abs(o.offset - 86400) > 5 || !o.stepped {
             result.failures.append("status says the clock is \(o.offset) s off (stepped: \(o.stepped)), not a day")
         } else if offset == nil {

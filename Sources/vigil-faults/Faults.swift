@@ -9,7 +9,7 @@ import VigilTestSupport
 /// duplicates, recovery time) and exits 1 if any guarantee did not hold.
 ///
 ///     vigil-faults                     the CI run: 20 crashes, 10 broker restarts, 30 s upstream outage,
-///                                      max_size in an outage, a full disk, clock steps
+///                                      max_size in an outage, a full disk, the hot tier's faults, clock steps
 ///     vigil-faults --soak 2h           the same faults in rounds until the time is up
 ///     vigil-faults --crashes 200 --restarts 50 --outage 300
 @main
@@ -33,17 +33,10 @@ struct Faults {
                 options.soak = t.seconds
             case "--only": options.only = Set(value().split(separator: ",").map(String.init))
             case DiskFullFault.resultOption:
-                // The disk fault, run in a user and mount namespace of its own (see DiskFullFault).
-                let path = value()
-                var result: FaultResult
-                do {
-                    result = try DiskFullFault.run()
-                } catch {
-                    result = FaultResult(fault: "buffer filesystem full", times: 1, readingsLost: "", messagesLost: "", duplicates: "", recovery: "")
-                    result.failures.append("the fault stopped: \(error)")
-                }
-                try JSONEncoder().encode(result).write(to: URL(fileURLWithPath: path))
-                exit(0)
+                // The faults that mount a tmpfs, run in a user and mount namespace (see `Namespaced`).
+                try Namespaced.child(value(), "buffer filesystem full") { try DiskFullFault.run() }
+            case RuntimeFullFault.resultOption:
+                try Namespaced.child(value(), "runtime directory full") { try RuntimeFullFault.run() }
             case "-h", "--help": usage(nil)
             default: usage("unknown argument \(a)")
             }
@@ -60,6 +53,12 @@ struct Faults {
             if options.runs("outage") { results.append(try UpstreamOutageFault.run(seconds: options.outage)) }
             if options.runs("maxsize") { results.append(try MaxSizeFault.run(seconds: 20)) }
             if options.runs("disk") { results.append(try DiskFullFault.run()) }
+            if options.runs("hot") {
+                results.append(try HotTierFaults.crashInHotTier())
+                results.append(try HotTierFaults.hotTierGone())
+                results.append(try HotTierFaults.atSizeBound())
+                results.append(try RuntimeFullFault.run())
+            }
             if options.runs("clock") { results.append(try ClockFault.run()) }
         } while options.soak.map({ Date().timeIntervalSince(began) < $0 }) ?? false
         let table = FaultResult.table(results)
@@ -78,7 +77,7 @@ struct Faults {
 
     static func usage(_ problem: String?) -> Never {
         if let problem { print("vigil-faults: \(problem)") }
-        print("usage: vigil-faults [--crashes N] [--restarts N] [--outage SECONDS] [--seed N] [--soak 2h] [--only crash,broker,outage,maxsize,disk,clock]")
+        print("usage: vigil-faults [--crashes N] [--restarts N] [--outage SECONDS] [--seed N] [--soak 2h] [--only crash,broker,outage,maxsize,disk,hot,clock]")
         exit(problem == nil ? 0 : 2)
     }
 }
@@ -91,19 +90,6 @@ struct Options {
     var soak: Double?
     var only: Set<String> = []
     func runs(_ fault: String) -> Bool { only.isEmpty || only.contains(fault) }
-}
-
-/// splitmix64: the moments of the faults repeat for a seed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// One fault's outcome: a row of the table, and what did not hold.

@@ -18,12 +18,21 @@ struct PipelineRig {
     let link: UpstreamLink
     let pipeline: IngestPipeline
 
-    init(rules: String, directory: TemporaryDirectory = TemporaryDirectory(), clock: ManualClock = ManualClock(start: t0)) throws {
+    /// - Parameter hot: with a hot tier in `run/` (as the daemon has unless `durability: full`).
+    init(
+        rules: String, directory: TemporaryDirectory = TemporaryDirectory(), clock: ManualClock = ManualClock(start: t0),
+        hot: Bool = false
+    ) throws {
         dir = directory
         self.clock = clock
         try rules.write(toFile: dir.file("rules.yaml"), atomically: true, encoding: .utf8)
         let parsed = try RuleFiles.load(files: [dir.file("rules.yaml")])
-        buffer = try Buffer(options: BufferOptions(directory: dir.path))
+        var options = BufferOptions(directory: dir.path)
+        if hot {
+            try FileManager.default.createDirectory(atPath: dir.file("run"), withIntermediateDirectories: true)
+            options.runtimeDirectory = dir.file("run")
+        }
+        buffer = try Buffer(options: options)
         link = UpstreamLink(maxInflight: 10, clock: clock, onAcknowledged: {})
         var aggregate = AggregateConfig()
         aggregate.window = .minutes(1)
@@ -35,7 +44,9 @@ struct PipelineRig {
             inbox: Inbox(), buffer: buffer, clock: clock, subscriptions: [subscription], limits: IngestLimits(),
             commit: CommitPolicy(), rules: parsed,
             status: StatusBoard(gateway: "gw-test", localBroker: "127.0.0.1:1883", clock: clock), logger: Logger(label: "test"),
-            upstream: link, aggregate: aggregate, gateway: "gw-test", topicPrefix: "vigil/gw-test")
+            runtimeDir: directory.file("run"),
+            upstream: link, aggregate: aggregate,
+            outbox: OutboxStage.Settings(gateway: "gw-test", prefix: "vigil/gw-test", stats: aggregate.stats))
         pipeline.start()
     }
 
@@ -153,6 +164,28 @@ struct PipelineTests {
         rig.advance(seconds: 1)
         #expect(try rig.reader().alertEvents().first?.transition.at == PipelineRig.t0.adding(.seconds(10)))
         #expect(rig.pipeline.stats.clockSteps == 1 && rig.pipeline.stats.clockStepped)
+    }
+}
+
+extension PipelineTests {
+    /// With a hot tier: rules and windows see each reading at once; the alert and the
+    /// aggregate are on flash at once; the readings reach flash at the flush, once.
+    @Test func hotTierHoldsReadingsUntilAFlush() throws {
+        let rig = try PipelineRig(rules: Self.rules, hot: true)
+        rig.receive([("energy/s1/m1/voltage", "190"), ("energy/s1/m1/voltage", "191")])
+        rig.advance(seconds: 10)
+        let flash = try SQLiteDatabase(path: rig.buffer.options.databasePath, readOnly: true)
+        #expect(try flash.scalarInt("SELECT count(*) FROM readings") == 0)
+        #expect(try flash.scalarInt("SELECT count(*) FROM alert_events") == 1, "the alert is on flash at once")
+        #expect(try rig.reader().alertEvents().count == 1)
+        var seen = 0
+        try rig.reader().readings(matching: nil) { _ in seen += 1 }
+        #expect(seen == 2, "the reader sees the hot tier")
+        rig.advance(seconds: 60)
+        #expect(try flash.scalarInt("SELECT count(*) FROM outbox WHERE kind = 1") == 1, "the aggregate is on flash at once")
+        rig.pipeline.flush()
+        #expect(try flash.scalarInt("SELECT count(*) FROM readings") == 2)
+        #expect(rig.pipeline.stats.flushes == 1 && rig.pipeline.stats.flushedReadings == 2)
     }
 }
 

@@ -42,6 +42,7 @@ private func shippedConfigText(localPort: Int) throws -> String {
     for (old, new) in [
         ("rules_dir: /etc/vigil/rules.d", "rules_dir: ./rules.d"),
         ("state_dir: /var/lib/vigil", "state_dir: ./state"),
+        ("runtime_dir: /run/vigil", "runtime_dir: ./run"),
         ("  port: 1883\n", "  port: \(localPort)\n"),
     ] {
         guard text.contains(old) else { throw ConfigTextError(missing: old) }

@@ -92,6 +92,49 @@ extension Integration {
             #expect(eventually { rig.collector.all.last { $0.topic == "vigil/gw-a/status" }?.json["state"] as? String == "offline" })
         }
 
+        /// `format: pack` with `compress: deflate`: one message per window, which Python's
+        /// zlib opens, holding every series' aggregate of that window with the right stats.
+        @Test(.enabled(if: Zlib.isAvailable, "python3 reads the zlib streams")) func packsDeflatedCarryEveryAggregate() throws {
+            let rig = try UpstreamRig()
+            let d = try DaemonProcess(
+                config: UpstreamRig.config(
+                    gateway: "gw-p", local: rig.local.port, upstream: rig.upstream.port,
+                    upstreamExtra: "  format: pack\n  compress: deflate"))
+            try d.start()
+            defer { d.stop() }
+            let log = SentLog()
+            let topics = (0..<20).map { "energy/s\($0)/m/v" }
+            let n = 2000
+            try publishLogged(rig.local, topics: topics, n: n, rate: 500, log: log)
+            var packs: [[String: Any]] = []
+            let complete = eventually(timeout: 20) {
+                packs = rig.collector.all.filter { $0.topic == "vigil/gw-p/aggpack" }.compactMap { m in
+                    guard let json = (try? Zlib.decompress(m.payload))?.bytes else { return nil }
+                    return (try? JSONSerialization.jsonObject(with: Data(json))) as? [String: Any]
+                }
+                let counts = packs.flatMap { ($0["aggregates"] as? [[String: Any]]) ?? [] }.map { ($0["count"] as? Int) ?? 0 }
+                return counts.reduce(0, +) == n
+            }
+            #expect(complete, "\(packs.count) packs")
+            #expect(!rig.collector.all.contains { $0.topic.contains("/agg/") }, "no per-series messages")
+            var checked = 0
+            for pack in packs {
+                #expect(pack["gateway"] as? String == "gw-p")
+                let start = pack["window_start"] as? String
+                for a in (pack["aggregates"] as? [[String: Any]]) ?? [] {
+                    let series = a["series"] as! String
+                    #expect(a["window_start"] as? String == start)
+                    let t = Timestamp.parseRFC3339(start ?? "")!
+                    let values = try #require(log.values["\(series) \(t.micros)"])
+                    #expect(a["count"] as? Int == values.count && a["sum"] as? Double == values.reduce(0, +))
+                    checked += 1
+                }
+            }
+            #expect(checked == log.values.count, "one aggregate per series and window")
+            let seqs = packs.compactMap { $0["seq"] as? Int }
+            #expect(Set(seqs).count == seqs.count && seqs == seqs.sorted(), "a seq per pack, in order: \(seqs)")
+        }
+
         /// Upstream down for several windows under load: everything queues on disk, then
         /// drains; nothing missing, seq order kept, duplicates only from the in-flight window;
         /// an alert raised during the outage goes ahead of the aggregate backlog.

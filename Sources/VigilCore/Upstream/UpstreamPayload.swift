@@ -10,7 +10,35 @@ public enum UpstreamPayload {
     public static func aggregate(
         _ w: ClosedWindow, gateway: String, seq: Int64, stats: [AggregateStat], prefix: String
     ) -> (String, [UInt8]) {
-        var s = "{\"gateway\":\(JSONText.string(gateway)),\"seq\":\(seq),\"series\":\(JSONText.string(w.series.path))"
+        var s = "{\"gateway\":\(JSONText.string(gateway)),\"seq\":\(seq),"
+        appendAggregate(w, stats: stats, to: &s)
+        s += "}"
+        return ("\(prefix)/agg/\(w.series.path)", Array(s.utf8))
+    }
+
+    /// `<prefix>/aggpack`: the aggregates of one window in one message, each as in
+    /// `aggregate` without the gateway and seq, which the pack carries once; compressed
+    /// into a zlib stream when `deflate`.
+    /// - Parameter windows: closed windows that share one start and end.
+    public static func pack(
+        _ windows: [ClosedWindow], gateway: String, seq: Int64, stats: [AggregateStat], prefix: String, deflate: Bool
+    ) -> (String, [UInt8]) {
+        let first = windows.first
+        var s = "{\"gateway\":\(JSONText.string(gateway)),\"seq\":\(seq)"
+        s += ",\"window_start\":\"\(first?.start.rfc3339 ?? "")\",\"window_end\":\"\(first?.end.rfc3339 ?? "")\",\"aggregates\":["
+        for (i, w) in windows.enumerated() {
+            s += i == 0 ? "{" : ",{"
+            appendAggregate(w, stats: stats, to: &s)
+            s += "}"
+        }
+        s += "]}"
+        let bytes = Array(s.utf8)
+        return ("\(prefix)/aggpack", deflate ? Deflate.zlib(bytes) : bytes)
+    }
+
+    /// One aggregate's fields, without braces.
+    private static func appendAggregate(_ w: ClosedWindow, stats: [AggregateStat], to s: inout String) {
+        s += "\"series\":\(JSONText.string(w.series.path))"
         s += ",\"unit\":\(w.unit.map(JSONText.string) ?? "null"),\"window_start\":\"\(w.start.rfc3339)\",\"window_end\":\"\(w.end.rfc3339)\""
         for stat in stats {
             let v: String
@@ -26,8 +54,6 @@ public enum UpstreamPayload {
             }
             s += ",\"\(stat.rawValue)\":\(v)"
         }
-        s += "}"
-        return ("\(prefix)/agg/\(w.series.path)", Array(s.utf8))
     }
 
     /// `<prefix>/alert/<network>/<site>/<device>/<metric>`.

@@ -46,6 +46,15 @@ public struct ClosedWindow: Sendable, Equatable {
     public var start: Timestamp
     public var end: Timestamp
     public var stats: WindowStats
+
+    public init(seriesID: Int64, series: SeriesKey, unit: String?, start: Timestamp, end: Timestamp, stats: WindowStats) {
+        self.seriesID = seriesID
+        self.series = series
+        self.unit = unit
+        self.start = start
+        self.end = end
+        self.stats = stats
+    }
 }
 
 /// Tumbling windows per series, aligned to multiples of the window length since the epoch

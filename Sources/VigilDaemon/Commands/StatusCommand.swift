@@ -14,7 +14,7 @@ extension VigilCommand {
         func run() async throws {
             let config = try options.load()
             let reader = try openReader(config)
-            let raw = try reader.meta("status")
+            let raw = StatusFile.read(runtimeDir: config.runtimeDir)
             if json {
                 print(raw ?? "{}")
                 return
@@ -22,7 +22,8 @@ extension VigilCommand {
             let counters = try reader.counters()
             let now = Timestamp.now()
             guard let raw, let s = StatusBoard.decode(raw) else {
-                print("daemon: no status yet (has `vigil run` started with state_dir \(config.stateDir)?)")
+                print(
+                    "daemon: no status record in \(config.runtimeDir): not running since the last boot (or it runs with another runtime_dir)")
                 return
             }
             // updatedAt is on vigil's time line; the wall clock may have been stepped since it started.
@@ -73,6 +74,11 @@ extension VigilCommand {
                 "buffer: \(rows) readings, \(ByteSize(bytes: try reader.usedBytes())) used of \(config.buffer.maxSize), \(ByteSize(bytes: reader.fileBytes())) on disk"
             if let (lo, hi) = try reader.timeRange() { buffer += ", \(lo.rfc3339) to \(hi.rfc3339)" }
             print(buffer)
+            if let h = s.hotTier {
+                print(
+                    "hot tier: \(ByteSize(bytes: h.bytes)) in \(config.runtimeDir)\(h.inUse ? "" : " (NOT IN USE: the runtime directory is full; batches go to flash)"), \(h.flushes) flush(es) of \(h.flushedReadings) readings to flash since start; at start: \(h.atStart)"
+                )
+            }
             let pruned = (counters[CounterName.readingsPrunedRetention] ?? 0, counters[CounterName.readingsPrunedSize] ?? 0)
             if pruned.0 > 0 || pruned.1 > 0 { print("  pruned: \(pruned.0) by retention, \(pruned.1) by max_size") }
             if let u = s.upstream {

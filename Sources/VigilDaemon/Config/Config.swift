@@ -63,8 +63,19 @@ public struct AggregateConfig: Sendable, Hashable {
 }
 
 public struct UpstreamConfig: Sendable, Hashable {
+    /// How aggregates travel: one message per series and window, or one per window.
+    public enum Format: String, Sendable, CaseIterable {
+        case series, pack
+    }
+
+    public enum Compression: String, Sendable, CaseIterable {
+        case none, deflate
+    }
+
     public var broker = BrokerConfig()
     public var topicPrefix = "vigil/{gateway_id}"
+    public var format = Format.series
+    public var compress = Compression.none
 }
 
 /// The config file and the rule files it points to, validated together.
@@ -88,6 +99,9 @@ public struct Settings: Sendable {
         let c = config
         if c.gatewayID != running.gatewayID { keys.append("gateway_id") }
         if c.stateDir != running.stateDir { keys.append("state_dir") }
+        if c.runtimeDir != running.runtimeDir { keys.append("runtime_dir") }
+        if c.buffer.flushInterval != running.buffer.flushInterval { keys.append("buffer.flush_interval") }
+        if c.buffer.hotMaxSize != running.buffer.hotMaxSize { keys.append("buffer.hot_max_size") }
         if c.local != running.local { keys.append("local") }
         if c.subscriptions.map(\.filter) != running.subscriptions.map(\.filter) { keys.append("subscriptions (topics)") }
         if c.buffer.durability != running.buffer.durability { keys.append("buffer.durability") }
@@ -105,6 +119,9 @@ public struct VigilConfig: Sendable {
     public var gatewayID = ""
     public var rulesDir = "/etc/vigil/rules.d"
     public var stateDir = "/var/lib/vigil"
+    /// Where what is only about the running process lives (the status record, the hot
+    /// tier): a tmpfs, which survives a crash of vigil and not a power cut.
+    public var runtimeDir = "/run/vigil"
     public var local = BrokerConfig()
     public var subscriptions: [SubscriptionSpec] = []
     public var buffer = BufferOptions(directory: "/var/lib/vigil")

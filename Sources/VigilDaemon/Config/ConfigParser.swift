@@ -61,7 +61,7 @@ struct ConfigParser {
 
     /// The top-level keys.
     static let sections = [
-        "gateway_id", "rules_dir", "state_dir", "local", "subscriptions", "buffer", "aggregate", "upstream", "http",
+        "gateway_id", "rules_dir", "state_dir", "runtime_dir", "local", "subscriptions", "buffer", "aggregate", "upstream", "http",
         "log", "limits",
     ]
 
@@ -108,6 +108,10 @@ struct ConfigParser {
         if let sd = environment["STATE_DIRECTORY"], !sd.isEmpty {
             c.stateDir = sd.split(separator: ":").first.map(String.init) ?? sd
         }
+        if let v = m["runtime_dir"], let s = r.string(v.value, "runtime_dir") { c.runtimeDir = resolve(s) }
+        if let rd = environment["RUNTIME_DIRECTORY"], !rd.isEmpty {
+            c.runtimeDir = rd.split(separator: ":").first.map(String.init) ?? rd
+        }
         if let v = m["local"] { local(v.value) }
         if let v = m["subscriptions"] {
             subscriptions(v.value)
@@ -115,6 +119,7 @@ struct ConfigParser {
             r.error(root, "subscriptions is required: which topics to read and how")
         }
         c.buffer = BufferOptions(directory: c.stateDir)
+        c.buffer.runtimeDirectory = c.runtimeDir
         if let v = m["buffer"] { buffer(v.value) }
         c.limits.maxAge = c.buffer.retention
         if let v = m["limits"] { limits(v.value) }
@@ -126,12 +131,12 @@ struct ConfigParser {
         return c
     }
 
-    mutating func brokerConfig(_ node: Node, _ what: String, defaults: BrokerConfig) -> BrokerConfig {
+    mutating func brokerConfig(_ node: Node, _ what: String, defaults: BrokerConfig, also: [String] = []) -> BrokerConfig {
         var b = defaults
         let keys = [
             "host", "port", "qos", "client_id", "username", "password_file", "tls", "keepalive", "max_inflight",
             "topic_prefix",
-        ]
+        ] + also
         guard let bm = r.mapping(node, what, allowed: keys) else { return b }
         if let v = bm["host"], let s = r.string(v.value, "\(what).host") { b.host = s }
         if let v = bm["port"], let p = r.int(v.value, "\(what).port", 1...65535) { b.port = p }
@@ -207,7 +212,10 @@ struct ConfigParser {
     }
 
     mutating func buffer(_ node: Node) {
-        guard let bm = r.mapping(node, "buffer", allowed: ["retention", "max_size", "min_free", "durability", "commit_interval", "commit_rows"]) else { return }
+        guard let bm = r.mapping(node, "buffer", allowed: [
+                "retention", "max_size", "min_free", "durability", "commit_interval", "commit_rows", "flush_interval",
+                "hot_max_size",
+            ]) else { return }
         if let x = bm["retention"], let d = r.duration(x.value, "buffer.retention") {
             if d.micros <= 0 { r.error(x.value, "buffer.retention must be longer than 0") } else { c.buffer.retention = d }
         }
@@ -226,6 +234,20 @@ struct ConfigParser {
             }
         }
         if let x = bm["commit_rows"], let n = r.int(x.value, "buffer.commit_rows", 1...100_000) { c.commit.rows = n }
+        if let x = bm["flush_interval"], let d = r.duration(x.value, "buffer.flush_interval") {
+            if d < .seconds(1) || d > .hours(1) {
+                r.error(x.value, "buffer.flush_interval must be between 1s and 1h")
+            } else {
+                c.buffer.flushInterval = d
+            }
+        }
+        if let x = bm["hot_max_size"], let s = r.size(x.value, "buffer.hot_max_size") {
+            if s.bytes < 1 << 20 || s.bytes > 1 << 30 {
+                r.error(x.value, "buffer.hot_max_size must be between 1MiB and 1GiB")
+            } else {
+                c.buffer.hotMaxSize = s
+            }
+        }
     }
 
     mutating func limits(_ node: Node) {
@@ -264,12 +286,22 @@ struct ConfigParser {
         var u = UpstreamConfig()
         u.broker.port = 8883
         if case .mapping = node {
-            u.broker = brokerConfig(node, "upstream", defaults: u.broker)
-            if case .mapping(let um) = node, let p = um["topic_prefix"], let s = r.string(p, "upstream.topic_prefix") {
-                if s.contains("+") || s.contains("#") || s.hasSuffix("/") || s.isEmpty {
-                    r.error(p, "upstream.topic_prefix must be a topic without wildcards or a trailing /")
-                } else {
-                    u.topicPrefix = s
+            u.broker = brokerConfig(node, "upstream", defaults: u.broker, also: ["format", "compress"])
+            if case .mapping(let um) = node {
+                if let p = um["topic_prefix"], let s = r.string(p, "upstream.topic_prefix") {
+                    if s.contains("+") || s.contains("#") || s.hasSuffix("/") || s.isEmpty {
+                        r.error(p, "upstream.topic_prefix must be a topic without wildcards or a trailing /")
+                    } else {
+                        u.topicPrefix = s
+                    }
+                }
+                if let f = um["format"], let v = r.choice(f, "upstream.format", UpstreamConfig.Format.self) { u.format = v }
+                if let x = um["compress"], let v = r.choice(x, "upstream.compress", UpstreamConfig.Compression.self) {
+                    if v == .deflate && u.format != .pack {
+                        r.error(x, "upstream.compress: deflate needs format: pack (a message per series is too small to gain)")
+                    } else {
+                        u.compress = v
+                    }
                 }
             }
             c.upstream = u

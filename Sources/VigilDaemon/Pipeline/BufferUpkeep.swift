@@ -2,19 +2,25 @@ import Logging
 import VigilCore
 import VigilStorage
 
-/// The buffer's upkeep between batches: the status record each second, when each series
-/// was last seen every ten, and a bounded step of retention and `max_size` every two
-/// (or at once again while there is more to do).
+/// The buffer's upkeep between batches: the status record each second (in the runtime
+/// directory), a flush of the hot tier into flash every `flush_interval`, and a bounded
+/// step of retention and `max_size` every two seconds (or at once again while there is
+/// more to do), which writes flash only when there is something to delete.
 struct BufferUpkeep {
     let buffer: Buffer
+    let runtimeDir: String
     let logger: Logger
     private(set) var nextStatusWrite = 0.0
-    private var nextSeriesFlush = 0.0
+    private var nextFlush: Double
     private var nextMaintenance = 0.0
+    private var nextRoomCheck = 0.0
+    private var statusFailing = false
 
-    init(buffer: Buffer, logger: Logger) {
+    init(buffer: Buffer, runtimeDir: String, logger: Logger) {
         self.buffer = buffer
+        self.runtimeDir = runtimeDir
         self.logger = logger
+        nextFlush = Monotonic.seconds() + buffer.options.flushInterval.seconds
     }
 
     /// Whether the status record is due (each second); if so, the next one is a second away.
@@ -24,25 +30,46 @@ struct BufferUpkeep {
         return true
     }
 
-    /// Writes the status record `vigil status` reads: in the open batch if there is one,
-    /// else in its own commit. A failed write is retried a second later.
-    func writeStatus(_ json: String) {
+    /// Writes the status record `vigil status` reads. A failed write is retried a second later.
+    mutating func writeStatus(_ json: String) {
         do {
-            try buffer.write { tx throws(SQLiteError) in try buffer.meta.set(MetaKey.status, json, tx) }
+            try StatusFile.write(json, runtimeDir: runtimeDir)
+            if statusFailing {
+                statusFailing = false
+                logger.notice("the status record is written again", metadata: ["runtime_dir": "\(runtimeDir)"])
+            }
         } catch {
-            logger.debug("status write failed: \(error)")
+            if !statusFailing {
+                logger.warning("cannot write the status record", metadata: ["runtime_dir": "\(runtimeDir)", "error": "\(error)"])
+            }
+            statusFailing = true
         }
     }
 
-    /// Every ten seconds: when each series was last seen.
-    mutating func flushSeriesSeen(at now: Double) {
-        guard now >= nextSeriesFlush else { return }
-        nextSeriesFlush = now + 10
-        guard buffer.readings.hasUnwrittenSeen else { return }
-        do {
-            try buffer.write { tx throws(SQLiteError) in try buffer.readings.flushSeriesSeen(tx) }
-        } catch {
-            logger.debug("series flush failed: \(error)")
+    /// Whether the hot tier is due for a flush: `flush_interval` since the last, or it
+    /// holds `hot_max_size`. If so, the next is `flush_interval` away.
+    mutating func flushDue(at now: Double) -> Bool {
+        var due = now >= nextFlush
+        if !due && buffer.hotInUse, let bytes = try? buffer.hotBytes(), bytes >= buffer.options.hotMaxSize.bytes {
+            due = true
+        }
+        if due { nextFlush = now + buffer.options.flushInterval.seconds }
+        return due
+    }
+
+    /// Each second: whether the runtime directory still has room for the hot tier.
+    mutating func checkHotRoom(at now: Double) {
+        guard now >= nextRoomCheck else { return }
+        nextRoomCheck = now + 1
+        switch buffer.checkHotRoom() {
+        case false?:
+            logger.error(
+                "the runtime directory is nearly full: batches go to flash directly until it has room",
+                metadata: ["runtime_dir": "\(runtimeDir)"])
+        case true?:
+            logger.notice("the runtime directory has room again: batches go to the hot tier", metadata: ["runtime_dir": "\(runtimeDir)"])
+        case nil:
+            break
         }
     }
 
@@ -57,6 +84,8 @@ struct BufferUpkeep {
                 try buffer.retention.maintain(now: clock.now(), prunableBefore: prunableBefore, tx)
             }
             stats.bufferBytes = (try? buffer.usedBytes()) ?? stats.bufferBytes
+            stats.hotBytes = (try? buffer.hotBytes()) ?? stats.hotBytes
+            stats.hotInUse = buffer.hotInUse
             stats.bufferRows = (try? buffer.counters.storedRows()) ?? stats.bufferRows
             stats.prunedRetention += UInt64(report.prunedForRetention)
             stats.prunedSize += UInt64(report.prunedForSize)

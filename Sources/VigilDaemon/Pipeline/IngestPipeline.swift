@@ -58,8 +58,9 @@ public final class IngestPipeline: @unchecked Sendable {
 
     init(
         inbox: Inbox, buffer: Buffer, clock: any VigilClock, subscriptions: [SubscriptionSpec], limits: IngestLimits,
-        commit: CommitPolicy, rules: [Rule], status: StatusBoard, logger: Logger, upstream: UpstreamLink? = nil,
-        aggregate: AggregateConfig = AggregateConfig(), gateway: String = "", topicPrefix: String = ""
+        commit: CommitPolicy, rules: [Rule], status: StatusBoard, logger: Logger, runtimeDir: String,
+        upstream: UpstreamLink? = nil,
+        aggregate: AggregateConfig = AggregateConfig(), outbox: OutboxStage.Settings = OutboxStage.Settings()
     ) {
         self.inbox = inbox
         self.buffer = buffer
@@ -72,9 +73,9 @@ public final class IngestPipeline: @unchecked Sendable {
         self.upstream = upstream.map { link in
             UpstreamStages(
                 windows: WindowStage(config: aggregate),
-                outbox: OutboxStage(aggregate: aggregate, gateway: gateway, prefix: topicPrefix, link: link, buffer: buffer))
+                outbox: OutboxStage(settings: outbox, link: link, buffer: buffer))
         }
-        upkeep = BufferUpkeep(buffer: buffer, logger: logger)
+        upkeep = BufferUpkeep(buffer: buffer, runtimeDir: runtimeDir, logger: logger)
         readings.reserveCapacity(64)
     }
 
@@ -167,6 +168,23 @@ public final class IngestPipeline: @unchecked Sendable {
         publish()
     }
 
+    /// Moves the hot tier into flash, with what waits for a flush: when each series was
+    /// last seen and the rule timers that changed without a transition.
+    func flush() {
+        commit()
+        let now = clock.now()
+        do {
+            let moved = try buffer.flush { tx throws(SQLiteError) in
+                try buffer.readings.flushSeriesSeen(tx)
+                try rules.saveStates(now: now, buffer, all: true)
+            }
+            stats.flushes += 1
+            stats.flushedReadings += UInt64(moved)
+        } catch {
+            logger.warning("flushing the hot tier failed; it is tried again", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Each second: the clock, rule deadlines, expiring windows and silent series;
     /// aggregate windows that are due; acknowledgements from upstream.
     func tick() {
@@ -229,7 +247,8 @@ public final class IngestPipeline: @unchecked Sendable {
             publish()
             writeStatus()
         }
-        upkeep.flushSeriesSeen(at: now)
+        upkeep.checkHotRoom(at: now)
+        if upkeep.flushDue(at: now) { flush() }
         let dropped = upkeep.maintain(at: now, clock: clock, prunableBefore: upstream?.windows.summarisedBefore, stats: &stats)
         if let dropped, dropped > 0, let t = upstream?.outbox.backlogTransition(dropped: dropped, now: clock.now()) {
             rules.add(t)
@@ -257,13 +276,17 @@ public final class IngestPipeline: @unchecked Sendable {
         upkeep.writeStatus(status.json(ingest: stats, inboxDepth: inbox.depth, backPressure: inbox.backPressure))
     }
 
-    /// The last commit: series last seen, acknowledgements, and a status record that says
-    /// the daemon stopped cleanly (so `vigil status` tells a clean stop from a crash).
+    /// The last commit and flush: acknowledgements, series last seen, rule timers, the hot
+    /// tier marked empty, and a status record that says the daemon stopped cleanly (so
+    /// `vigil status` tells a clean stop from a crash).
     private func finish() {
         do {
-            if buffer.readings.hasUnwrittenSeen { try buffer.readings.flushSeriesSeen(try buffer.transaction()) }
-            try upstream?.outbox.markAcknowledged(now: clock.now(), buffer)
-            try buffer.commit()
+            let now = clock.now()
+            try upstream?.outbox.markAcknowledged(now: now, buffer)
+            try buffer.close { tx throws(SQLiteError) in
+                try buffer.readings.flushSeriesSeen(tx)
+                try rules.saveStates(now: now, buffer, all: true)
+            }
             stats.stopped = true
         } catch {
             logger.error("final commit failed: \(error)")

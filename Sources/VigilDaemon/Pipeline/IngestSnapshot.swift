@@ -1,4 +1,5 @@
 import VigilCore
+import VigilStorage
 
 /// What ingest has done since the daemon started, for status and metrics. The ingest
 /// thread keeps its own copy and publishes it at each commit and each second.
@@ -40,6 +41,15 @@ public struct IngestSnapshot: Sendable {
     public var clockSteps: UInt64 = 0
     /// Readings whose own timestamp followed the stepped wall clock, moved onto the time line.
     public var readingsShifted: UInt64 = 0
+    /// The hot tier: bytes it holds (as of the last maintenance pass), whether it takes
+    /// the batches now (false without one, or while the runtime directory is full).
+    public var hotBytes: Int64 = 0
+    public var hotInUse = false
+    /// Flushes of the hot tier into flash, and the readings they moved.
+    public var flushes: UInt64 = 0
+    public var flushedReadings: UInt64 = 0
+    /// What this start found in the runtime directory.
+    public var hotStart = HotTierStart.unused
     /// The pipeline has finished: everything received is committed.
     public var stopped = false
     public var rejectedTotal: UInt64 { rejected.values.reduce(0, +) }

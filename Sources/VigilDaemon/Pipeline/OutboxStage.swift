@@ -7,9 +7,18 @@ import VigilStorage
 /// and hands acknowledgements back as values through the `UpstreamLink`; this stage, on
 /// the ingest thread, is the only one that writes.
 struct OutboxStage {
-    let gateway: String
-    let prefix: String
-    let stats: [AggregateStat]
+    /// What goes upstream, and how.
+    struct Settings {
+        var gateway = ""
+        var prefix = ""
+        var stats = AggregateStat.allCases
+        /// One message per window (`upstream.format: pack`) instead of one per series.
+        var pack = false
+        var deflate = false
+    }
+
+    let settings: Settings
+    var gateway: String { settings.gateway }
     private let link: UpstreamLink
     private let store: OutboxStore
     private let counters: CounterStore
@@ -20,14 +29,12 @@ struct OutboxStage {
     private var added = false
     private(set) var backlog: BacklogAlert
 
-    init(aggregate: AggregateConfig, gateway: String, prefix: String, link: UpstreamLink, buffer: Buffer) {
-        self.gateway = gateway
-        self.prefix = prefix
-        stats = aggregate.stats
+    init(settings: Settings, link: UpstreamLink, buffer: Buffer) {
+        self.settings = settings
         self.link = link
         store = buffer.outbox
         counters = buffer.counters
-        backlog = BacklogAlert(gateway: gateway)
+        backlog = BacklogAlert(gateway: settings.gateway)
     }
 
     /// Loads seq, and whether the backlog alert was left raised.
@@ -39,7 +46,7 @@ struct OutboxStage {
 
     /// Puts an alert transition in the outbox.
     mutating func enqueue(_ t: AlertTransition, _ tx: Transaction) throws(SQLiteError) {
-        let (topic, payload) = UpstreamPayload.alert(t, gateway: gateway, seq: nextSeq, prefix: prefix)
+        let (topic, payload) = UpstreamPayload.alert(t, gateway: gateway, seq: nextSeq, prefix: settings.prefix)
         try store.enqueue(seq: nextSeq, kind: .alert, topic: topic, payload: payload, at: t.at, tx)
         nextSeq += 1
         added = true
@@ -49,11 +56,28 @@ struct OutboxStage {
     mutating func enqueue(_ windows: [ClosedWindow], watermark: Int64, now: Timestamp, _ tx: Transaction)
         throws(SQLiteError)
     {
-        for w in windows {
-            let (topic, payload) = UpstreamPayload.aggregate(w, gateway: gateway, seq: nextSeq, stats: stats, prefix: prefix)
-            try store.enqueue(seq: nextSeq, kind: .aggregate, topic: topic, payload: payload, at: now, tx)
-            nextSeq += 1
-            added = true
+        let s = settings
+        if s.pack {
+            // One message per window period (several close at once after a pause).
+            var start = 0
+            while start < windows.count {
+                var end = start + 1
+                while end < windows.count && windows[end].start == windows[start].start { end += 1 }
+                let (topic, payload) = UpstreamPayload.pack(
+                    Array(windows[start..<end]), gateway: s.gateway, seq: nextSeq, stats: s.stats, prefix: s.prefix,
+                    deflate: s.deflate)
+                try store.enqueue(seq: nextSeq, kind: .aggregate, topic: topic, payload: payload, at: now, tx)
+                nextSeq += 1
+                added = true
+                start = end
+            }
+        } else {
+            for w in windows {
+                let (topic, payload) = UpstreamPayload.aggregate(w, gateway: s.gateway, seq: nextSeq, stats: s.stats, prefix: s.prefix)
+                try store.enqueue(seq: nextSeq, kind: .aggregate, topic: topic, payload: payload, at: now, tx)
+                nextSeq += 1
+                added = true
+            }
         }
         if !windows.isEmpty { counters.add(CounterName.aggregatesSent, Int64(windows.count)) }
         try store.setWatermark(watermark, tx)

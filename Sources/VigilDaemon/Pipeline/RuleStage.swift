@@ -9,12 +9,17 @@ import VigilStorage
 struct RuleStage {
     private(set) var engine: RuleEngine
     private var transitions: [AlertTransition] = []
+    /// With a hot tier, a rule timer that changed without a transition waits for the next
+    /// flush (a crash may then restart it); a transition saves every changed state at once.
+    private let deferTimers: Bool
+    private var transitionsSinceSave = false
     private let alerts: AlertStore
     private let logger: Logger
 
     init(rules: [Rule], buffer: Buffer, logger: Logger) {
         engine = RuleEngine(rules: rules)
         alerts = buffer.alerts
+        deferTimers = buffer.options.usesHotTier
         self.logger = logger
     }
 
@@ -39,6 +44,7 @@ struct RuleStage {
         _ buffer: Buffer, enqueue: (AlertTransition, Transaction) throws -> Void, stats: inout IngestSnapshot
     ) throws {
         guard !transitions.isEmpty else { return }
+        transitionsSinceSave = true
         let tx = try buffer.transaction()
         for t in transitions {
             try alerts.record(t, tx)
@@ -63,8 +69,11 @@ struct RuleStage {
         transitions.removeAll(keepingCapacity: true)
     }
 
-    /// Stores the (rule, series) states that changed, in the open transaction.
-    func saveStates(now: Timestamp, _ buffer: Buffer) throws(SQLiteError) {
+    /// Stores the (rule, series) states that changed, in the open transaction: all of
+    /// them after a transition, at a flush (`all`), or without a hot tier; else they wait.
+    mutating func saveStates(now: Timestamp, _ buffer: Buffer, all: Bool = false) throws(SQLiteError) {
+        guard all || transitionsSinceSave || !deferTimers else { return }
+        transitionsSinceSave = false
         let dirty = engine.takeDirty()
         guard !dirty.isEmpty else { return }
         let tx = try buffer.transaction()

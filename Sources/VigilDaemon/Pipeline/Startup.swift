@@ -7,7 +7,30 @@ extension IngestPipeline {
     /// and one pass over the buffer that rebuilds the rule windows and the open aggregate
     /// windows, before the first message is taken.
     func start() {
+        reportHotTier()
         restore(previous: [], reason: "")
+    }
+
+    /// What the buffer found in the runtime directory when it opened.
+    private func reportHotTier() {
+        let found = buffer.hotStart
+        stats.hotStart = found
+        stats.hotInUse = buffer.hotInUse
+        let dir = ["runtime_dir": Logger.MetadataValue.string(buffer.options.runtimeDirectory ?? "")]
+        switch found {
+        case .moved(let n):
+            logger.notice("moved into the buffer the readings a crash left in the hot tier", metadata: dir.merging(["readings": "\(n)"]) { $1 })
+        case .lost(let last):
+            logger.error(
+                "the hot tier is gone though vigil did not stop cleanly (a reboot or a power cut?): the readings it held since the last flush, at most buffer.flush_interval, are lost",
+                metadata: dir.merging(["last_flushed": "\(last?.rfc3339 ?? "never")", "flush_interval": "\(buffer.options.flushInterval)"]) { $1 })
+        case .foreign(let n):
+            logger.warning(
+                "the runtime directory held the hot tier of another buffer (was state_dir replaced?): discarded",
+                metadata: dir.merging(["readings": "\(n)"]) { $1 })
+        case .empty, .unused:
+            break
+        }
     }
 
     /// Applies a reload between batches: new rules keep the state of the alerts whose rule

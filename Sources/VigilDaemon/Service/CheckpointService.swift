@@ -2,20 +2,32 @@ import Logging
 import ServiceLifecycle
 import VigilStorage
 
-/// Copies the WAL into the database file every second from its own connection, so the
-/// ingest thread's commits never wait for a checkpoint.
+/// Copies the WAL into the database file from its own connection, so the ingest thread's
+/// commits never wait for a checkpoint: when the WAL holds `maxFrames` (4 MiB), or after
+/// `maxWait` with less. A page that several commits changed meanwhile (the last leaf of
+/// the readings, the counters) is written to the file once, not once per commit.
 struct CheckpointService: Service {
     let checkpointer: Checkpointer
+    let frames: WALFrames
     let logger: Logger
+    /// A WAL this long is copied into the database file at once...
+    static let maxFrames: Int32 = 1000
+    /// ...a shorter one when it has waited this long (seconds).
+    static let maxWait = 300.0
 
     func run() async throws {
         let stop = StopFlag()
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 await DedicatedThread.run(name: "vigil checkpoint") {
+                    var last = Monotonic.seconds()
                     while !stop.wait(seconds: 1) {
+                        let n = frames.count
+                        guard n >= Self.maxFrames || (n > 0 && Monotonic.seconds() - last >= Self.maxWait) else { continue }
                         do {
                             try checkpointer.checkpoint()
+                            frames.reset()
+                            last = Monotonic.seconds()
                         } catch {
                             logger.debug("checkpoint failed: \(error)")
                         }

@@ -22,6 +22,7 @@ public final class Daemon: Sendable {
     let ingress: LocalIngress
     let upstream: UpstreamSender?
     let checkpointer: Checkpointer
+    let walFrames: WALFrames
     let logger: Logger
     let notifier = SystemdNotifier()
     /// READY=1 has been sent: the buffer is open and the local broker acknowledged the subscriptions.
@@ -36,7 +37,13 @@ public final class Daemon: Sendable {
         self.clock = clock
         self.logger = logger
         try FileManager.default.createDirectory(atPath: config.stateDir, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(atPath: config.runtimeDir, withIntermediateDirectories: true)
+        } catch {
+            throw RuntimeDirError(path: config.runtimeDir, underlying: "\(error.localizedDescription)")
+        }
         let buffer = try Buffer(options: config.buffer)
+        walFrames = buffer.walFrames
         checkpointer = try Checkpointer(options: config.buffer)
         status = StatusBoard(gateway: config.gatewayID, localBroker: "\(config.local.host):\(config.local.port)", clock: clock)
         let inbox = Inbox()
@@ -51,8 +58,12 @@ public final class Daemon: Sendable {
         }
         pipeline = IngestPipeline(
             inbox: inbox, buffer: buffer, clock: clock, subscriptions: config.subscriptions, limits: config.limits,
-            commit: config.commit, rules: rules, status: status, logger: logger, upstream: upstream?.link,
-            aggregate: config.aggregate, gateway: config.gatewayID, topicPrefix: config.topicPrefix)
+            commit: config.commit, rules: rules, status: status, logger: logger, runtimeDir: config.runtimeDir,
+            upstream: upstream?.link,
+            aggregate: config.aggregate,
+            outbox: OutboxStage.Settings(
+                gateway: config.gatewayID, prefix: config.topicPrefix, stats: config.aggregate.stats,
+                pack: config.upstream?.format == .pack, deflate: config.upstream?.compress == .deflate))
         ingress = LocalIngress(inbox: inbox, status: status, clock: clock)
         let endpoint = try config.local.endpoint(defaultClientID: config.localClientID)
         // The persistent session keeps the filters of an earlier config: drop the ones that are gone.
@@ -79,7 +90,7 @@ public final class Daemon: Sendable {
         // Stopped in reverse order: HTTP and systemd first, then the subscriber (no more
         // input), upstream (last acknowledgements), ingest (commits everything), checkpoint.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: CheckpointService(checkpointer: checkpointer, logger: logger)),
+            .init(service: CheckpointService(checkpointer: checkpointer, frames: walFrames, logger: logger)),
             .init(service: IngestService(pipeline: pipeline)),
         ]
         if let upstream { services.append(.init(service: UpstreamService(sender: upstream))) }
@@ -148,5 +159,14 @@ extension Daemon {
         let mqtt = client.lastLoop
         let mqttAlive = now - mqtt <= seconds || pipeline.inbox.producerIsWaiting
         return now - ingest <= seconds && mqttAlive
+    }
+}
+
+/// The runtime directory cannot be made: the daemon does not start.
+struct RuntimeDirError: Error, CustomStringConvertible {
+    var path: String
+    var underlying: String
+    var description: String {
+        "runtime_dir \(path) cannot be created (\(underlying)): under systemd RuntimeDirectory=vigil makes it; elsewhere set runtime_dir to a writable tmpfs folder"
     }
 }

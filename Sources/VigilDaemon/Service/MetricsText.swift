@@ -31,6 +31,14 @@ enum MetricsText {
         metric(
             "vigil_readings_pruned_total", "counter", "Readings deleted from the buffer, by why.",
             [("{why=\"retention\"}", Double(s.prunedRetention)), ("{why=\"max_size\"}", Double(s.prunedSize))])
+        metric("vigil_buffer_hot_bytes", "gauge", "Bytes the hot tier (runtime_dir, tmpfs) holds.", [("", Double(s.hotBytes))])
+        metric(
+            "vigil_buffer_hot_in_use", "gauge", "1 while batches go to the hot tier (0: none, or the runtime directory is full).",
+            [("", s.hotInUse ? 1 : 0)])
+        metric("vigil_buffer_flushes_total", "counter", "Moves of the hot tier into the flash-backed buffer.", [("", Double(s.flushes))])
+        metric(
+            "vigil_buffer_flushed_readings_total", "counter", "Readings the flushes moved into the flash-backed buffer.",
+            [("", Double(s.flushedReadings))])
         metric("vigil_ingest_paused", "gauge", "1 while ingest waits for disk space (buffer.min_free).", [("", s.diskPaused ? 1 : 0)])
         metric(
             "vigil_clock_offset_seconds", "gauge", "The wall clock minus vigil's time line (non-zero after a step while vigil runs).",

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import VigilCore
+import VigilStorage
 
 /// A connection's state as `vigil status` shows it.
 public struct ConnectionStatus: Codable, Sendable, Equatable {
@@ -66,8 +67,22 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
     public var aggregates: AggregatesStatus?
     /// The wall clock minus vigil's time line, when the wall clock was stepped while vigil ran.
     public var clock: ClockStatus?
+    /// The hot tier in the runtime directory, when there is one.
+    public var hotTier: HotTierStatus?
     /// Set in the last record a daemon writes, when it stops cleanly.
     public var stoppedAt: String?
+}
+
+/// The hot tier (absent in records written before it existed).
+public struct HotTierStatus: Codable, Sendable, Equatable {
+    /// Bytes it holds, as of the last maintenance pass.
+    public var bytes: Int64
+    /// Batches go to it now (false while the runtime directory is full).
+    public var inUse: Bool
+    public var flushes: UInt64
+    public var flushedReadings: UInt64
+    /// What the start found: empty, moved N, lost, foreign N.
+    public var atStart: String
 }
 
 public struct ClockStatus: Codable, Sendable, Equatable {
@@ -143,6 +158,11 @@ public final class StatusBoard: Sendable {
             upstream: upstream.withLock { $0 }?(),
             aggregates: AggregatesStatus(sent: s.aggregatesSent, lateReadings: s.aggregateLate, droppedUndelivered: s.outboxDroppedAggregates),
             clock: ClockStatus(offsetSeconds: s.clockOffset.seconds, stepped: s.clockStepped, steps: s.clockSteps),
+            hotTier: s.hotStart == .unused
+                ? nil
+                : HotTierStatus(
+                    bytes: s.hotBytes, inUse: s.hotInUse, flushes: s.flushes, flushedReadings: s.flushedReadings,
+                    atStart: Self.describe(s.hotStart)),
             stoppedAt: s.stopped ? now.rfc3339 : nil)
     }
 
@@ -154,6 +174,16 @@ public final class StatusBoard: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         let data = (try? encoder.encode(status(ingest: s, inboxDepth: inboxDepth, backPressure: backPressure))) ?? Data()
         return String(decoding: data, as: UTF8.self)
+    }
+
+    static func describe(_ start: HotTierStart) -> String {
+        switch start {
+        case .unused: return "unused"
+        case .empty: return "empty"
+        case .moved(let n): return "moved \(n) readings a crash left"
+        case .lost(let t): return "gone since the last flush (\(t?.rfc3339 ?? "never")): a reboot or a power cut"
+        case .foreign(let n): return "another buffer's, \(n) readings discarded"
+        }
     }
 
     public static func decode(_ json: String) -> DaemonStatus? {

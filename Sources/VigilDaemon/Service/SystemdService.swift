@@ -25,6 +25,9 @@ struct SystemdService: Service {
         notifier.notify("READY=1\nSTATUS=ingesting from \(daemon.config.local.host):\(daemon.config.local.port)")
         daemon.readiness.store(true, ordering: .releasing)
         logger.info("ready", metadata: ["startup_seconds": "\(ContinuousClock.now - start)"])
+        // The start's code is done with: its pages go back to the kernel.
+        try? await Task.sleep(for: .seconds(1))
+        StartupPages.release(logger: logger)
         let period = notifier.watchdogInterval ?? 1
         await withGracefulShutdownHandler {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {

@@ -1,0 +1,165 @@
+import Foundation
+import Testing
+import VigilCore
+import VigilTestSupport
+
+@testable import VigilStorage
+
+/// A buffer with its hot tier in `run/` beside `state/`.
+private func options(_ dir: TemporaryDirectory, state: String = "state") -> BufferOptions {
+    try? FileManager.default.createDirectory(atPath: dir.file(state), withIntermediateDirectories: true)
+    try? FileManager.default.createDirectory(atPath: dir.file("run"), withIntermediateDirectories: true)
+    var o = BufferOptions(directory: dir.file(state))
+    o.runtimeDirectory = dir.file("run")
+    return o
+}
+
+/// Readings in the flash database alone, as a power cut would leave it.
+private func flashCount(_ o: BufferOptions) throws -> Int64 {
+    try SQLiteDatabase(path: o.databasePath, readOnly: true).scalarInt("SELECT count(*) FROM readings") ?? 0
+}
+
+private func commitReadings(_ b: Buffer, _ values: Range<Int>, at t: Timestamp = t0) throws {
+    for i in values { try b.insertReading(reading("energy/s/d/m", Double(i), t.adding(.milliseconds(Int64(i))))) }
+    try b.commit()
+}
+
+@Suite("Hot tier")
+struct HotTierTests {
+    /// Batches are committed to the hot tier; flash holds the series (at once) and the
+    /// readings only after a flush; the reader sees every reading either way.
+    @Test func batchesGoToTheHotTierAndFlashOnlyAtAFlush() throws {
+        let dir = TemporaryDirectory()
+        let o = options(dir)
+        let b = try Buffer(options: o)
+        #expect(b.hotInUse && b.hotStart == .empty)
+        try commitReadings(b, 0..<100)
+        #expect(try flashCount(o) == 0)
+        #expect(try SQLiteDatabase(path: o.databasePath, readOnly: true).scalarInt("SELECT count(*) FROM series") == 1)
+        let reader = try BufferReader(options: o)
+        var seen = 0
+        try reader.readings(matching: nil) { _ in seen += 1 }
+        #expect(seen == 100)
+        #expect(try reader.counters()[CounterName.readingsStored] == 100)
+        #expect(try b.flush { _ throws(SQLiteError) in } == 100)
+        #expect(try flashCount(o) == 100)
+        #expect(try b.tiers.hot!.isEmpty())
+        #expect(try BufferReader(options: o).counters()[CounterName.readingsStored] == 100)
+        #expect(try b.counters.stored(CounterName.hotFlushes) == 1)
+        // Nothing in the hot tier: a flush writes nothing and counts nothing.
+        #expect(try b.flush { _ throws(SQLiteError) in } == 0)
+        #expect(try b.counters.stored(CounterName.hotFlushes) == 1)
+    }
+
+    /// A crash leaves committed readings in the hot tier (tmpfs survives it); the next
+    /// start moves them into flash.
+    @Test func aStartMovesWhatACrashLeft() throws {
+        let dir = TemporaryDirectory()
+        let o = options(dir)
+        do {
+            let b = try Buffer(options: o)
+            try commitReadings(b, 0..<50)
+            try b.insertReading(reading("energy/s/d/m", 999, t0))  // not committed: lost, as a crash loses it
+        }
+        let b = try Buffer(options: o)
+        #expect(b.hotStart == .moved(readings: 50))
+        #expect(try flashCount(o) == 50)
+        #expect(try b.counters.stored(CounterName.readingsStored) == 50)
+    }
+
+    /// A crash after a flush's flash commit and before the hot tier was emptied: the next
+    /// start finds the rows in flash already and neither stores nor counts them twice.
+    @Test func aFlushCutShortIsNotDoneTwice() throws {
+        let dir = TemporaryDirectory()
+        let o = options(dir)
+        let saved = dir.file("saved")
+        do {
+            let b = try Buffer(options: o)
+            try commitReadings(b, 0..<30)
+            // The hot tier as the crash would leave it: full, one generation behind.
+            try FileManager.default.createDirectory(atPath: saved, withIntermediateDirectories: true)
+            try b.tiers.hot!.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            try FileManager.default.copyItem(atPath: o.hotPath!, toPath: saved + "/hot.db")
+            try b.flush { _ throws(SQLiteError) in }
+        }
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: o.hotPath! + suffix) }
+        try FileManager.default.copyItem(atPath: saved + "/hot.db", toPath: o.hotPath!)
+        let b = try Buffer(options: o)
+        #expect(b.hotStart == .empty)
+        #expect(try flashCount(o) == 30)
+        #expect(try b.counters.stored(CounterName.readingsStored) == 30)
+        #expect(try b.tiers.hot!.isEmpty())
+    }
+
+    /// The hot tier gone after a run that did not stop cleanly (a reboot): said and
+    /// counted. Gone after a clean stop: nothing was lost.
+    @Test func aHotTierGoneIsLostUnlessTheStopWasClean() throws {
+        let dir = TemporaryDirectory()
+        let o = options(dir)
+        do {
+            let b = try Buffer(options: o)
+            try commitReadings(b, 0..<10)
+        }
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: o.hotPath! + suffix) }
+        do {
+            let b = try Buffer(options: o)
+            guard case .lost = b.hotStart else {
+                Issue.record("expected lost, got \(b.hotStart)")
+                return
+            }
+            try b.commit()
+            #expect(try b.counters.stored(CounterName.hotTierLost) == 1)
+            try commitReadings(b, 10..<20)
+            try b.close { _ throws(SQLiteError) in }
+        }
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: o.hotPath! + suffix) }
+        let b = try Buffer(options: o)
+        #expect(b.hotStart == .empty)
+        #expect(try flashCount(o) == 10)
+    }
+
+    /// A runtime directory that holds another buffer's hot tier (the state directory was
+    /// replaced): its readings refer to series of that buffer and are discarded.
+    @Test func anotherBuffersHotTierIsDiscarded() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let b = try Buffer(options: options(dir, state: "old"))
+            try commitReadings(b, 0..<5)
+        }
+        let o = options(dir, state: "new")
+        let b = try Buffer(options: o)
+        #expect(b.hotStart == .foreign(readings: 5))
+        #expect(try flashCount(o) == 0)
+    }
+
+    /// A redelivered reading is stored once, whether the first copy is still in the hot
+    /// tier or was flushed already.
+    @Test func aRedeliveryIsStoredOnceAcrossAFlush() throws {
+        let dir = TemporaryDirectory()
+        let o = options(dir)
+        let b = try Buffer(options: o)
+        let r = reading("energy/s/d/m", 1, t0)
+        #expect(try b.insertReading(r))
+        #expect(try !b.insertReading(r))
+        try b.commit()
+        try b.flush { _ throws(SQLiteError) in }
+        #expect(try !b.insertReading(r))
+        #expect(try b.insertReading(reading("energy/s/d/m", 2, t0)))
+        try b.commit()
+        try b.flush { _ throws(SQLiteError) in }
+        #expect(try flashCount(o) == 2)
+        #expect(try b.counters.stored(CounterName.readingsDuplicate) == 2)
+    }
+
+    /// `durability: full` has no hot tier: every commit is on flash.
+    @Test func durabilityFullWritesFlashAtEveryCommit() throws {
+        let dir = TemporaryDirectory()
+        var o = options(dir)
+        o.durability = .full
+        let b = try Buffer(options: o)
+        #expect(!b.hotInUse && b.hotStart == .unused)
+        try commitReadings(b, 0..<10)
+        #expect(try flashCount(o) == 10)
+        #expect(!FileManager.default.fileExists(atPath: dir.file("run/hot.db")))
+    }
+}
