@@ -7,8 +7,8 @@ import VigilCore
 /// A batch's readings go to the hot tier when there is one (see `HotTier`), else to the
 /// flash buffer; series are created in the flash buffer at once (their ids are what the
 /// readings refer to). The series are kept in memory (id, unit, last seen and last
-/// value), so an insert costs one statement; when each was last seen is written with the
-/// next flush, not with every reading.
+/// value), so an insert costs one statement; when each was last seen, and a unit that
+/// changed, are written once a minute with a flush, not with every reading.
 ///
 /// - Important: the ingest thread's, like the `Buffer` that owns it.
 public final class ReadingStore: TransactionParticipant {
@@ -18,7 +18,6 @@ public final class ReadingStore: TransactionParticipant {
     private let insertReading: SQLiteStatement
     private let exists: SQLiteStatement
     private let insertSeries: SQLiteStatement
-    private let updateSeriesUnit: SQLiteStatement
     private let updateSeriesSeen: SQLiteStatement
     private let since: SQLiteStatement
 
@@ -50,8 +49,8 @@ public final class ReadingStore: TransactionParticipant {
         insertSeries = try db.prepare(
             "INSERT INTO series(path, network, site, device, metric, unit, first_seen, last_seen, last_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
-        updateSeriesUnit = try db.prepare("UPDATE series SET unit = ? WHERE id = ?")
-        updateSeriesSeen = try db.prepare("UPDATE series SET last_seen = max(last_seen, ?), last_value = ? WHERE id = ?")
+        updateSeriesSeen = try db.prepare(
+            "UPDATE series SET last_seen = max(last_seen, ?), last_value = ?, unit = coalesce(?, unit) WHERE id = ?")
         since = try db.prepare("SELECT ts, series_id, value FROM readings WHERE ts >= ? ORDER BY ts")
         flashNewest = try db.scalarInt("SELECT max(ts) FROM readings") ?? .min
         let stmt = try db.prepare("SELECT id, network, site, device, metric, unit, last_seen, last_value FROM series")
@@ -75,13 +74,9 @@ public final class ReadingStore: TransactionParticipant {
         let id: Int64
         if var entry = series[r.series] {
             id = entry.id
-            if r.unit != nil, r.unit != entry.unit {
-                try tiers.cold.begin()
-                updateSeriesUnit.bind(1, r.unit)
-                updateSeriesUnit.bind(2, id)
-                try updateSeriesUnit.run()
-                entry.unit = r.unit
-            }
+            // A new unit is written with the last-seen times: a sensor whose formats disagree
+            // on it would otherwise write flash at every batch.
+            if r.unit != nil, r.unit != entry.unit { entry.unit = r.unit }
             if r.timestamp.micros >= entry.lastSeen {
                 entry.lastSeen = r.timestamp.micros
                 entry.lastValue = r.value
@@ -172,7 +167,8 @@ public final class ReadingStore: TransactionParticipant {
         for (key, entry) in series where entry.dirty {
             updateSeriesSeen.bind(1, entry.lastSeen)
             updateSeriesSeen.bind(2, entry.lastValue)
-            updateSeriesSeen.bind(3, entry.id)
+            updateSeriesSeen.bind(3, entry.unit)
+            updateSeriesSeen.bind(4, entry.id)
             try updateSeriesSeen.run()
             series[key]?.dirty = false
         }
@@ -182,8 +178,17 @@ public final class ReadingStore: TransactionParticipant {
     /// - Returns: how many were new to flash.
     func moveFromHot(_ hot: HotTier) throws(SQLiteError) -> Int {
         var moved = 0
+        var byID: [Int64: SeriesKey] = [:]
+        for (k, e) in series { byID[e.id] = k }
         try hot.forEachReading { ts, id, v throws(SQLiteError) in
             if try insertFlash(ts: ts, seriesID: id, value: v) { moved += 1 }
+            // What a crash left is news to the series' last-seen times too (a stale rule reads them).
+            if let key = byID[id], var e = series[key], ts >= e.lastSeen {
+                e.lastSeen = ts
+                e.lastValue = v
+                e.dirty = true
+                series[key] = e
+            }
         }
         return moved
     }

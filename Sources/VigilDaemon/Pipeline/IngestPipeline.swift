@@ -38,6 +38,7 @@ public final class IngestPipeline: @unchecked Sendable {
     var stats = IngestSnapshot()
     private var readings: [Reading] = []
     private var nextTick = 0.0
+    private var nextSeenWrite = 0.0
 
     #if VIGIL_TEST_HOOKS
     /// Test hooks (debug builds): while either is set, the thread stops making progress.
@@ -168,14 +169,18 @@ public final class IngestPipeline: @unchecked Sendable {
         publish()
     }
 
-    /// Moves the hot tier into flash, with what waits for a flush: when each series was
-    /// last seen and the rule timers that changed without a transition.
+    /// Moves the hot tier into flash, with what waits for a flush: the rule timers that
+    /// changed without a transition, and once a minute when each series was last seen (a
+    /// page per hundred series, which every flush would write again).
     func flush() {
         commit()
         let now = clock.now()
+        let mono = Monotonic.seconds()
+        let seen = mono >= nextSeenWrite
+        if seen { nextSeenWrite = mono + 60 }
         do {
             let moved = try buffer.flush { tx throws(SQLiteError) in
-                try buffer.readings.flushSeriesSeen(tx)
+                if seen { try buffer.readings.flushSeriesSeen(tx) }
                 try rules.saveStates(now: now, buffer, all: true)
             }
             stats.flushes += 1

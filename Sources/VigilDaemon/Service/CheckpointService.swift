@@ -4,7 +4,7 @@ import VigilStorage
 
 /// Copies the WAL into the database file from its own connection, so the ingest thread's
 /// commits never wait for a checkpoint: when the WAL holds `maxFrames` (4 MiB), or after
-/// `maxWait` with less. A page that several commits changed meanwhile (the last leaf of
+/// `maxWait` (30 minutes) with less. A page that several commits changed meanwhile (the last leaf of
 /// the readings, the counters) is written to the file once, not once per commit.
 struct CheckpointService: Service {
     let checkpointer: Checkpointer
@@ -12,8 +12,9 @@ struct CheckpointService: Service {
     let logger: Logger
     /// A WAL this long is copied into the database file at once...
     static let maxFrames: Int32 = 1000
-    /// ...a shorter one when it has waited this long (seconds).
-    static let maxWait = 300.0
+    /// ...a shorter one when it has waited this long (seconds): the file stays a fair copy
+    /// for the readers, and a quiet gateway's WAL does not sit there for days.
+    static let maxWait = 1800.0
 
     func run() async throws {
         let stop = StopFlag()
