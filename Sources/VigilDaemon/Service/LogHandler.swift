@@ -4,9 +4,11 @@ import Logging
 import Synchronization
 import VigilCore
 
-/// One line per event on stderr: `LEVEL message key=value ...`. Under systemd
-/// (`JOURNAL_STREAM` set) each line starts with its syslog priority (`<3>`) and carries no
-/// timestamp, since the journal adds its own; otherwise it starts with an RFC 3339 time.
+/// One logfmt line per event on stderr: `level=info msg="..." key=value ...`, which Loki,
+/// Vector and the journal's readers split into fields. Under systemd (`JOURNAL_STREAM` set)
+/// each line starts with its syslog priority (`<3>`), which the journal takes off and keeps
+/// as the priority, and carries no time of its own; otherwise it starts with `ts=` and an
+/// RFC 3339 time.
 public struct VigilLogHandler: LogHandler {
     /// The level `log.level` configures: every handler follows it (a reload changes it for
     /// all), unless its own `logLevel` was set, which as swift-log's contract says changes
@@ -25,6 +27,8 @@ public struct VigilLogHandler: LogHandler {
     let journal: Bool
 
     static let output = Mutex<Void>(())
+    /// The keys every line has.
+    static let reserved: Set<String> = ["ts", "level", "msg"]
     static let limiter = Mutex(LogRateLimiter())
 
     public init(label: String, journal: Bool) {
@@ -50,7 +54,12 @@ public struct VigilLogHandler: LogHandler {
 
     static func quote(_ s: String) -> String {
         if !s.isEmpty && !s.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) { return s }
-        return "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        return quoteAlways(s)
+    }
+
+    /// The message is always quoted, so that `msg="..."` reads the same whatever it holds.
+    static func quoteAlways(_ s: String) -> String {
+        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
             .replacingOccurrences(of: "\n", with: "\\n") + "\""
     }
 
@@ -62,13 +71,15 @@ public struct VigilLogHandler: LogHandler {
             guard let n = Self.limiter.withLock({ $0.admit("\(event.message)", now: now) }) else { return }
             suppressed = n
         }
-        var line = journal ? "<\(Self.priority(event.level))>" : "\(VigilTime.nowRFC3339()) "
-        line += "\(event.level.rawValue.uppercased()) \(event.message)"
+        var line = journal ? "<\(Self.priority(event.level))>" : "ts=\(VigilTime.nowRFC3339()) "
+        line += "level=\(event.level.rawValue) msg=\(Self.quoteAlways("\(event.message)"))"
         var all = self.metadata
         if let m = event.metadata { all.merge(m) { $1 } }
         if suppressed > 0 { all["suppressed_before"] = "\(suppressed)" }
         for key in all.keys.sorted() {
-            line += " \(key)=\(Self.quote("\(all[key]!)"))"
+            // The line's own fields keep their meaning: metadata of the same name is renamed.
+            let name = Self.reserved.contains(key) ? "meta.\(key)" : key
+            line += " \(name)=\(Self.quote("\(all[key]!)"))"
         }
         line += "\n"
         Self.output.withLock { _ in

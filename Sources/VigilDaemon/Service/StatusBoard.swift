@@ -66,6 +66,8 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
     public var aggregates: AggregatesStatus?
     /// The wall clock minus vigil's time line, when the wall clock was stepped while vigil ran.
     public var clock: ClockStatus?
+    /// The HTTP listener, when `http.listen` is set.
+    public var http: HTTPStatus?
     /// Set in the last record a daemon writes, when it stops cleanly.
     public var stoppedAt: String?
 }
@@ -95,6 +97,8 @@ public final class StatusBoard: Sendable {
     private let state: Mutex<State>
     /// The upstream connection's view, when there is one.
     let upstream = Mutex<(@Sendable () -> UpstreamStatus)?>(nil)
+    /// The HTTP listener's view, when there is one.
+    let http = Mutex<(@Sendable () -> HTTPStatus)?>(nil)
 
     public init(gateway: String, localBroker: String, clock: any VigilClock) {
         self.gateway = gateway
@@ -143,6 +147,7 @@ public final class StatusBoard: Sendable {
             upstream: upstream.withLock { $0 }?(),
             aggregates: AggregatesStatus(sent: s.aggregatesSent, lateReadings: s.aggregateLate, droppedUndelivered: s.outboxDroppedAggregates),
             clock: ClockStatus(offsetSeconds: s.clockOffset.seconds, stepped: s.clockStepped, steps: s.clockSteps),
+            http: http.withLock { $0 }?(),
             stoppedAt: s.stopped ? now.rfc3339 : nil)
     }
 
