@@ -10,7 +10,7 @@ public struct VigilCommand: AsyncParsableCommand {
         commandName: "vigil",
         abstract: "Edge telemetry daemon: MQTT readings into a durable local buffer, early warnings, aggregates upstream.",
         version: BuildInfo.line,
-        subcommands: [Run.self, Check.self, Test.self, Status.self, Alerts.self, Export.self, Rejects.self, Simulate.self]
+        subcommands: [Run.self, Check.self, Reload.self, Test.self, Status.self, Alerts.self, Export.self, Rejects.self, Simulate.self]
     )
 
     public init() {}
