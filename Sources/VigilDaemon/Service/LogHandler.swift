@@ -63,6 +63,19 @@ public struct VigilLogHandler: LogHandler {
             .replacingOccurrences(of: "\n", with: "\\n") + "\""
     }
 
+    /// One line: `<6>level=info msg="..." k=v` for the journal, `ts=... level=info msg="..." k=v`
+    /// otherwise; metadata in key order.
+    func render(level: Logger.Level, message: String, metadata: Logger.Metadata, time: String) -> String {
+        var line = journal ? "<\(Self.priority(level))>" : "ts=\(time) "
+        line += "level=\(level.rawValue) msg=\(Self.quoteAlways(message))"
+        for key in metadata.keys.sorted() {
+            // The line's own fields keep their meaning: metadata of the same name is renamed.
+            let name = Self.reserved.contains(key) ? "meta.\(key)" : key
+            line += " \(name)=\(Self.quote("\(metadata[key]!)"))"
+        }
+        return line + "\n"
+    }
+
     public func log(event: LogEvent) {
         // The same warning or error over and over: a few lines, then a count.
         var suppressed = 0
@@ -71,17 +84,10 @@ public struct VigilLogHandler: LogHandler {
             guard let n = Self.limiter.withLock({ $0.admit("\(event.message)", now: now) }) else { return }
             suppressed = n
         }
-        var line = journal ? "<\(Self.priority(event.level))>" : "ts=\(VigilTime.nowRFC3339()) "
-        line += "level=\(event.level.rawValue) msg=\(Self.quoteAlways("\(event.message)"))"
         var all = self.metadata
         if let m = event.metadata { all.merge(m) { $1 } }
         if suppressed > 0 { all["suppressed_before"] = "\(suppressed)" }
-        for key in all.keys.sorted() {
-            // The line's own fields keep their meaning: metadata of the same name is renamed.
-            let name = Self.reserved.contains(key) ? "meta.\(key)" : key
-            line += " \(name)=\(Self.quote("\(all[key]!)"))"
-        }
-        line += "\n"
+        let line = render(level: event.level, message: "\(event.message)", metadata: all, time: VigilTime.nowRFC3339())
         Self.output.withLock { _ in
             FileHandle.standardError.write(Data(line.utf8))
         }
