@@ -48,7 +48,7 @@ struct ConfigOptions: ParsableArguments {
 /// A line on stderr; under systemd (`ExecStartPre=vigil check`) with its syslog priority,
 /// so the journal files it as an error (3) or a warning (4).
 func printError(_ s: String, priority: Int = 3) {
-    let prefix = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil ? "<\(priority)>" : ""
+    let prefix = VigilLogHandler.stderrIsJournal() ? "<\(priority)>" : ""
     FileHandle.standardError.write(Data((prefix + s + "\n").utf8))
 }
 

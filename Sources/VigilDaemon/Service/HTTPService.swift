@@ -27,6 +27,8 @@ struct HTTPService: Service {
             while !Task.isCancelled {
                 do {
                     try await listenAndServe { delay = 0.5 }
+                    // Only cancellation may end it; anything else is an error, retried.
+                    if !Task.isCancelled { throw ListenError.stopped }
                 } catch where !Task.isCancelled {
                     failed(error, retryIn: delay)
                     try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))

@@ -147,11 +147,14 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
 enum ListenError: Error, CustomStringConvertible {
     case resolve(host: String, message: String)
     case bind(address: String, errno: Int32)
+    /// The listener's loop ended without an error of its own.
+    case stopped
 
     var description: String {
         switch self {
         case .resolve(let host, let message): return "cannot resolve '\(host)': \(message)"
         case .bind(let address, let e): return "cannot listen on \(address): \(String(cString: strerror(e)))"
+        case .stopped: return "the listener stopped"
         }
     }
 }

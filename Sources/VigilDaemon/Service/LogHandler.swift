@@ -95,9 +95,15 @@ public struct VigilLogHandler: LogHandler {
 
     /// Sets up swift-log once for the process.
     public static func bootstrap(level: Logger.Level) {
-        let journal = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil
+        let journal = stderrIsJournal()
         setLevel(level)
         LoggingSystem.bootstrap { label in VigilLogHandler(label: label, journal: journal) }
+    }
+
+    /// Whether stderr goes to the journal: systemd sets `JOURNAL_STREAM` for a service's
+    /// stdout and stderr.
+    public static func stderrIsJournal(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        environment["JOURNAL_STREAM"] != nil
     }
 
     /// Changes the configured level (a reload): every logger without a level of its own follows.
