@@ -1,5 +1,6 @@
 # Build and install vigil on a Debian gateway.
 #   make                  build the release binary (Swift runtime linked in)
+#   make deb              the Debian package: dist/vigil_<version>_<arch>.deb (scripts/deb)
 #   sudo make install     binary, systemd unit, /etc/vigil/vigil.yaml and /etc/vigil/rules.d,
 #                         README.md and docs/ in $(DOCDIR)
 #   make install DESTDIR=/tmp/pkg PREFIX=/usr    stage a package
@@ -7,12 +8,18 @@
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
-UNITDIR ?= /etc/systemd/system
+# /usr/local/lib/systemd/system is on systemd's unit path; /etc/systemd/system stays the
+# administrators' (overrides: systemctl edit vigil).
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR ?= $(PREFIX)/share/doc/vigil
 SWIFT ?= swift
 BUILD := .build-release/release/vigil
+# The commit for `vigil --version` (Package.swift reads it; SwiftPM re-reads the manifest
+# when it changes). Outside a git checkout it stays empty and vigil says "commit unknown".
+VIGIL_COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git rev-parse HEAD >/dev/null 2>&1 && ! git diff --quiet HEAD -- 2>/dev/null && echo -dirty)
+export VIGIL_COMMIT
 
-.PHONY: all build install uninstall check-install
+.PHONY: all build install install-files uninstall check-install deb
 
 all: build
 
@@ -24,7 +31,10 @@ define install_config
 	if [ -e "$(2)" ]; then install -m 0644 "$(1)" "$(2).new"; else install -m 0644 "$(1)" "$(2)"; fi
 endef
 
-install: build
+install: build install-files
+
+# What install puts in place, from a binary already built (debian/rules uses it too).
+install-files:
 	install -D -s -m 0755 $(BUILD) $(DESTDIR)$(BINDIR)/vigil
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/vigil/rules.d $(DESTDIR)$(DOCDIR)
 	sed -e 's|/usr/bin/vigil|$(BINDIR)/vigil|g' -e 's|/etc/vigil|$(SYSCONFDIR)/vigil|g' \
@@ -50,3 +60,6 @@ uninstall:
 # `systemd-analyze verify` accepts and that `systemd-analyze security` rates 2.0 or lower.
 check-install: build
 	scripts/check-install
+
+deb:
+	scripts/deb

@@ -1,5 +1,18 @@
 // swift-tools-version:6.2
+import Foundation
 import PackageDescription
+
+/// `vigil --version` and `vigil_build_info`: the version from VERSION, the commit from git
+/// (a build outside a checkout, from a source tarball, can name it in VIGIL_COMMIT; without
+/// either it says "unknown").
+let version =
+    (try? String(contentsOfFile: Context.packageDirectory + "/VERSION", encoding: .utf8))?
+    .trimmingCharacters(in: .whitespacesAndNewlines) ?? "0.0.0"
+let commit: String = {
+    if let c = Context.environment["VIGIL_COMMIT"], !c.isEmpty { return c }
+    guard let git = Context.gitInformation else { return "unknown" }
+    return String(git.currentCommit.prefix(12)) + (git.hasUncommittedChanges ? "-dirty" : "")
+}()
 
 /// One list of settings for every target: Swift 6 mode, strict concurrency, no warnings.
 let settings: [SwiftSetting] = [
@@ -40,6 +53,10 @@ let package = Package(
         .target(name: "VigilCore", swiftSettings: settings),
         .target(name: "CSteppedClock", linkerSettings: [.linkedLibrary("dl")]),
         .target(
+            name: "CBuildInfo",
+            cSettings: [.define("VIGIL_VERSION", to: "\"\(version)\""), .define("VIGIL_COMMIT", to: "\"\(commit)\"")]
+        ),
+        .target(
             name: "VigilMQTT",
             dependencies: ["CMosquitto", "VigilCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: settings
@@ -53,7 +70,7 @@ let package = Package(
         .target(
             name: "VigilDaemon",
             dependencies: [
-                "VigilCore", "VigilMQTT", "VigilStorage", "VigilSimulator",
+                "VigilCore", "VigilMQTT", "VigilStorage", "VigilSimulator", "CBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -103,13 +103,19 @@ public final class DaemonProcess: @unchecked Sendable {
     public var pid: Int32? { process?.pid }
 
     /// Starts the daemon and waits until it is connected to its broker.
-    public func start(environment: [String: String] = [:], waitConnected: Bool = true) throws {
+    /// - Parameter fileLimit: `ulimit -n` for the daemon (systemd's default for a service is 1024).
+    public func start(environment: [String: String] = [:], waitConnected: Bool = true, fileLimit: Int? = nil) throws {
         guard process == nil else { return }
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "JOURNAL_STREAM")
         env.removeValue(forKey: "NOTIFY_SOCKET")
         for (k, v) in environment { env[k] = v }
-        let p = try ChildProcess(Self.binary, ["run", "--config", configPath], environment: env, outputPath: logPath)
+        let args = ["run", "--config", configPath]
+        let p =
+            try fileLimit.map { n in
+                // The shell sets the limit and becomes the daemon (exec): the pid is the daemon's.
+                try ChildProcess("/bin/sh", ["-c", "ulimit -n \(n) && exec \"$0\" \"$@\"", Self.binary] + args, environment: env, outputPath: logPath)
+            } ?? ChildProcess(Self.binary, args, environment: env, outputPath: logPath)
         process = p
         starts += 1
         if waitConnected {

@@ -54,7 +54,7 @@ extension Integration {
                     levels: { yellow: 0 }
                 """.write(toFile: rulesFile, atomically: true, encoding: .utf8)
             rig.daemon.signal(SIGHUP)
-            #expect(eventually { rig.daemon.log.contains("reloaded rules=2") }, "\(rig.daemon.log)")
+            #expect(eventually { rig.daemon.log.contains("msg=\"reloaded\" rules=2") }, "\(rig.daemon.log)")
             try rig.send("st-1", level: 9)
             #expect(eventually { (try? rig.history())?.count == 4 })
             #expect(try rig.history().last == "level-high water/st-1/g/level escalated orange", "the new threshold, no new raise")

@@ -119,14 +119,15 @@ extension Integration {
             let journal = try DaemonProcess(config: DaemonProcess.config(localPort: broker.port))
             try journal.start(environment: ["JOURNAL_STREAM": "8:12345"])
             try publishAll(broker, [("energy/s/m/v", json("NaN"))])
-            #expect(eventually { journal.log.contains("<4>WARNING rejected message") })
-            #expect(journal.log.contains("<6>INFO vigil starting "))
+            #expect(eventually { journal.log.contains("<4>level=warning msg=\"rejected message\" ") })
+            #expect(journal.log.contains("<6>level=info msg=\"vigil starting\" "))
             journal.stop()
             #expect(journal.log.split(separator: "\n").allSatisfy { $0.hasPrefix("<") })
             let plain = try DaemonProcess(config: DaemonProcess.config(localPort: broker.port))
             try plain.start()
             plain.stop()
-            #expect(plain.log.split(separator: "\n").allSatisfy { Timestamp.parseRFC3339(String($0.prefix(24))) != nil })
+            #expect(plain.log.split(separator: "\n").allSatisfy { $0.hasPrefix("ts=") && Timestamp.parseRFC3339(String($0.dropFirst(3).prefix(24))) != nil })
+            #expect(plain.log.contains(" level=info msg=\"vigil starting\" "))
         }
     }
 }

@@ -10,11 +10,16 @@ extension VigilCommand {
         @OptionGroup var options: ConfigOptions
         @Option(help: "Show which rules and thresholds apply to this series (network/site/device/metric).")
         var series: String?
+        @Option(help: "With --payload: what a message on this topic would become.")
+        var topic: String?
+        @Option(help: "The message's payload for --topic; - reads it from standard input. Exit 1 if it would be rejected.")
+        var payload: String?
 
         func validate() throws {
             if let s = series, SeriesKey(path: s) == nil {
                 throw ValidationError("--series must be network/site/device/metric with names of A-Z a-z 0-9 _ . -")
             }
+            if (topic == nil) != (payload == nil) { throw ValidationError("--topic and --payload go together") }
         }
 
         func run() async throws {
@@ -24,9 +29,23 @@ extension VigilCommand {
                 print(RuleDescription.forSeries(key, rules: settings.rules))
                 return
             }
+            if let topic, let payload {
+                let bytes = payload == "-" ? Array(FileHandle.standardInput.readDataToEndOfFile()) : Array(payload.utf8)
+                let (text, stored) = MessageCheck.describe(
+                    topic: topic, payload: bytes, config: config, rules: settings.rules, now: Timestamp.now())
+                print(text)
+                if !stored { throw ExitCode(1) }
+                return
+            }
             print(
                 "\(options.path): ok: gateway \(config.gatewayID), \(config.subscriptions.count) subscription(s), \(settings.rules.count) rule(s) from \(RuleFiles.files(in: config.rulesDir).count) file(s) in \(config.rulesDir), state in \(config.stateDir)"
             )
+            // A port in use or a host that does not resolve now is a warning: the unit runs this
+            // check before every start, and ingest must start anyway (the listener keeps trying).
+            if let listen = config.httpListen, case .success(let address) = ListenAddress.parse(listen) {
+                let place = YAMLLocation.of(["http", "listen"], in: options.path)
+                for w in address.availability() { printWarning("\(place): warning: http.listen \(w)") }
+            }
         }
     }
 }

@@ -9,19 +9,32 @@ extension VigilCommand {
         static let configuration = CommandConfiguration(abstract: "Run the daemon in the foreground (systemd Type=notify).")
         @OptionGroup var options: ConfigOptions
 
+        /// Everything that ends the daemon goes through the logger at critical (priority 2 in
+        /// the journal): a bad config, a buffer that cannot be opened, an error out of a service.
         func run() async throws {
-            let settings = try options.loadSettings()
-            let config = settings.config
-            VigilLogHandler.bootstrap(level: config.logLevel)
+            VigilLogHandler.bootstrap(level: .info)
             let logger = Logger(label: "vigil")
-            let daemon: Daemon
+            let settings: Settings
             do {
-                daemon = try Daemon(config: config, rules: settings.rules, logger: logger)
+                settings = try Settings.load(file: options.path)
             } catch {
-                logger.critical("cannot start: \(error)")
+                for d in error.diagnostics { logger.critical("cannot start: \(d.description)") }
                 throw ExitCode(1)
             }
-            try await daemon.run()
+            VigilLogHandler.setLevel(settings.config.logLevel)
+            let daemon: Daemon
+            do {
+                daemon = try Daemon(config: settings.config, rules: settings.rules, logger: logger)
+            } catch {
+                logger.critical("cannot start: \(error.message)")
+                throw ExitCode(1)
+            }
+            do {
+                try await daemon.run()
+            } catch {
+                logger.critical("vigil stopped on an error: \(error.message)")
+                throw ExitCode(1)
+            }
         }
     }
 }

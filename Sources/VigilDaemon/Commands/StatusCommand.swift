@@ -36,6 +36,7 @@ extension VigilCommand {
                 if let u = s.upstream {
                     up = " | upstream \(u.connected ? "connected" : "DOWN") backlog \(u.backlogAlerts + u.backlogAggregates)"
                 }
+                if let h = s.http, !h.listening { up += " | http DOWN" }
                 print(
                     "\(running ? "running" : "STOPPED")\(i.diskPaused == true ? " | PAUSED: disk nearly full" : "") | local \(s.local.connected ? "connected" : "DISCONNECTED") | ingest \(String(format: "%.0f", running ? i.rate : 0)) readings/s | stored \(i.readingsStored) | rejected \(i.rejected) | alerts \(alerts)\(up) | p99 \(fmt(i.publishToStoredMs.p99)) ms | buffer \(ByteSize(bytes: reader.fileBytes()))"
                 )
@@ -97,6 +98,7 @@ extension VigilCommand {
             if let g = s.aggregates, s.upstream != nil {
                 print("  aggregates: \(g.sent) sent, \(g.lateReadings) readings too late for their window, \(g.droppedUndelivered) dropped for space")
             }
+            if let h = s.http { print(Self.describe(h)) }
             if let a = s.alerts {
                 let active = AlertLevel.allCases.reversed().compactMap { l in a.active[l.name].map { "\($0) \(l.name)" } }
                 print(
@@ -113,5 +115,14 @@ extension VigilCommand {
         }
 
         func fmt(_ v: Double) -> String { String(format: "%.2f", v) }
+
+        /// The HTTP listener: where it listens, or why not (it keeps trying; ingest goes on).
+        static func describe(_ h: HTTPStatus) -> String {
+            var line = "http \(h.listen): "
+            line += h.listening ? "listening on \(h.addresses.joined(separator: ", "))" : "NOT LISTENING (retrying; ingest goes on)"
+            line += "; \(h.connections) open, \(h.requests) request(s), \(h.evicted) idle connection(s) closed at the bound, \(h.timedOut) timed out"
+            if let e = h.lastError { line += "\n  last error: \(e)" + (h.lastErrorAt.map { " at \($0)" } ?? "") + " (\(h.errors) error(s) since start)" }
+            return line
+        }
     }
 }

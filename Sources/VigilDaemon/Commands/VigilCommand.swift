@@ -9,7 +9,8 @@ public struct VigilCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "vigil",
         abstract: "Edge telemetry daemon: MQTT readings into a durable local buffer, early warnings, aggregates upstream.",
-        subcommands: [Run.self, Check.self, Test.self, Status.self, Alerts.self, Export.self, Rejects.self, Simulate.self]
+        version: BuildInfo.line,
+        subcommands: [Run.self, Check.self, Reload.self, Test.self, Status.self, Alerts.self, Export.self, Rejects.self, Simulate.self]
     )
 
     public init() {}
@@ -44,9 +45,14 @@ struct ConfigOptions: ParsableArguments {
     }
 }
 
-func printError(_ s: String) {
-    FileHandle.standardError.write(Data((s + "\n").utf8))
+/// A line on stderr; under systemd (`ExecStartPre=vigil check`) with its syslog priority,
+/// so the journal files it as an error (3) or a warning (4).
+func printError(_ s: String, priority: Int = 3) {
+    let prefix = VigilLogHandler.stderrIsJournal() ? "<\(priority)>" : ""
+    FileHandle.standardError.write(Data((prefix + s + "\n").utf8))
 }
+
+func printWarning(_ s: String) { printError(s, priority: 4) }
 
 func openReader(_ config: VigilConfig) throws -> BufferReader {
     do {

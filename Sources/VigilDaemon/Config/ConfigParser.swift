@@ -41,14 +41,10 @@ extension VigilConfig {
         return nil
     }
 
-    /// `HOST:PORT` of `http.listen`.
+    /// `HOST:PORT` of `http.listen` (see `ListenAddress`).
     public static func parseListen(_ s: String) -> (host: String, port: Int)? {
-        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else {
-            return nil
-        }
-        var host = String(s[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return host.isEmpty ? nil : (host, port)
+        guard case .success(let a) = ListenAddress.parse(s) else { return nil }
+        return (a.host, Int(a.port))
     }
 }
 
@@ -313,10 +309,9 @@ struct ConfigParser {
     mutating func http(_ node: Node) {
         guard let hm = r.mapping(node, "http", allowed: ["listen"]) else { return }
         if let x = hm["listen"], let s = r.string(x.value, "http.listen") {
-            if VigilConfig.parseListen(s) == nil {
-                r.error(x.value, "http.listen must be HOST:PORT, such as 127.0.0.1:9464")
-            } else {
-                c.httpListen = s
+            switch ListenAddress.parse(s) {
+            case .failure(let problem): r.error(x.value, "http.listen: \(problem.message)")
+            case .success: c.httpListen = s
             }
         }
     }

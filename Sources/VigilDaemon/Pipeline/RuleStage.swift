@@ -61,7 +61,7 @@ struct RuleStage {
             logger.notice(
                 "alert \(t.state.rawValue)",
                 metadata: [
-                    "rule.id": "\(t.rule)", "series": "\(t.series.path)", "level": "\(t.level)",
+                    "rule.id": "\(t.rule)", "series": "\(t.series.path)", "alert.level": "\(t.level)",
                     "value": "\(t.value.map(Rule.formatNumber) ?? "")", "threshold": "\(t.threshold.map(Rule.formatNumber) ?? "")",
                     "message": "\(t.message)",
                 ])

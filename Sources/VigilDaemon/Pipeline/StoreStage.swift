@@ -19,6 +19,10 @@ struct StoreStage {
     private var payloadTimes: [Int64] = []
     private var receiveTimes: [Int64] = []
     private var failing = false
+    /// Readings of the open batch, counted into the snapshot when it commits: a counter
+    /// that only goes up (a failed commit counts nothing rather than taking back).
+    private var pendingStored: UInt64 = 0
+    private var pendingDuplicate: UInt64 = 0
     private(set) var disk: DiskSpaceGuard
     private let logger: Logger
 
@@ -42,10 +46,10 @@ struct StoreStage {
     {
         let id = try buffer.readings.insert(r, tx)
         if id != nil {
-            stats.readingsStored += 1
+            pendingStored += 1
             if r.timestampFromPayload { payloadTimes.append(r.timestamp.micros) }
         } else {
-            stats.readingsDuplicate += 1
+            pendingDuplicate += 1
         }
         receiveTimes.append(receivedAt.micros)
         return id
@@ -77,6 +81,10 @@ struct StoreStage {
         let end = Monotonic.nanos()
         let now = clock.now().micros
         stats.commits += 1
+        stats.readingsStored += pendingStored
+        stats.readingsDuplicate += pendingDuplicate
+        pendingStored = 0
+        pendingDuplicate = 0
         stats.lastCommit = Timestamp(micros: now)
         stats.commitDuration.add(micros: Int64((end - start) / 1000))
         for t in payloadTimes { stats.publishToStored.add(micros: now - t) }
@@ -100,7 +108,8 @@ struct StoreStage {
         payloadTimes.removeAll(keepingCapacity: true)
         receiveTimes.removeAll(keepingCapacity: true)
         batchStartedAt = nil
-        stats.readingsStored -= UInt64(min(Int(stats.readingsStored), lost))
+        pendingStored = 0
+        pendingDuplicate = 0
         if !failing {
             logger.error(
                 "buffer write failed; the readings of this batch are lost", metadata: ["error": "\(error)", "lost": "\(lost)"])

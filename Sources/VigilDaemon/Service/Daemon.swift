@@ -27,6 +27,10 @@ public final class Daemon: Sendable {
     let notifier = SystemdNotifier()
     /// READY=1 has been sent: the buffer is open and the local broker acknowledged the subscriptions.
     let readiness = Atomic<Bool>(false)
+    /// The HTTP listener's address and state, when `http.listen` is set.
+    let http: (address: ListenAddress, status: HTTPStatusBoard)?
+    /// When the process started, for `process_start_time_seconds`.
+    let processStart = ProcessMetrics.startTime()
 
     /// Builds every part; nothing runs yet.
     /// - Parameter clock: vigil's time line (a `DaemonClock` unless a test drives it).
@@ -46,6 +50,13 @@ public final class Daemon: Sendable {
         walFrames = buffer.walFrames
         checkpointer = try Checkpointer(options: config.buffer)
         status = StatusBoard(gateway: config.gatewayID, localBroker: "\(config.local.host):\(config.local.port)", clock: clock)
+        if let listen = config.httpListen, case .success(let address) = ListenAddress.parse(listen) {
+            let board = HTTPStatusBoard(listen: "\(address)")
+            http = (address, board)
+            status.http.withLock { $0 = { board.current } }
+        } else {
+            http = nil
+        }
         let inbox = Inbox()
         if let u = config.upstream {
             let sender = try UpstreamSender(
@@ -87,6 +98,8 @@ public final class Daemon: Sendable {
                 "mqtt.broker": "\(config.local.host):\(config.local.port)",
                 "subscriptions": "\(config.subscriptions.count)",
             ])
+        // Vital: checkpoint, ingest, the subscriber and upstream (each retries its broker
+        // itself): if one of them ends, the group stops and systemd restarts vigil.
         // Stopped in reverse order: HTTP and systemd first, then the subscriber (no more
         // input), upstream (last acknowledgements), ingest (commits everything), checkpoint.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
@@ -97,8 +110,12 @@ public final class Daemon: Sendable {
         services.append(.init(service: SubscriberService(client: client)))
         services.append(.init(service: ReloadService(daemon: self)))
         services.append(.init(service: SystemdService(notifier: notifier, daemon: self, logger: logger)))
-        if let listen = config.httpListen.flatMap(VigilConfig.parseListen) {
-            services.append(.init(service: HTTPService(daemon: self, host: listen.host, port: UInt16(listen.port), logger: logger)))
+        // Optional: its errors are its own (logged, retried); should it ever end, the rest goes on.
+        if let http {
+            services.append(
+                .init(
+                    service: HTTPService(address: http.address, router: .daemon(self), status: http.status, logger: logger),
+                    successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore))
         }
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -3,93 +3,209 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import VigilCore
-import VigilStorage
 
-/// `/metrics` (Prometheus text format 0.0.4), `/healthz` and `/readyz` on `http.listen`.
+/// `/metrics`, `/healthz` and `/readyz` on `http.listen`; optional, so nothing it meets
+/// ends it or the daemon. A host that does not resolve, a port in use, EMFILE or any other
+/// error is logged, shown on `vigil status` and retried with backoff (0.5 s doubling to
+/// 30 s) while ingest, rules and upstream go on; `run()` returns only when the daemon stops.
 ///
-/// Sockets come from FlyingSocks (async/await over poll/epoll, no dependencies); the HTTP
-/// on top is the few lines three GET endpoints need. FlyingFox, its HTTP server, was the
+/// Sockets come from FlyingSocks (async/await over epoll, no dependencies); the HTTP on top
+/// is the few lines small GETs need (`HTTPRouter`). FlyingFox, its HTTP server, was the
 /// first choice, but on Linux it imports FoundationNetworking and so links libcurl into a
 /// binary that never makes an HTTP request; SwiftNIO-based servers cost minutes of build
 /// and megabytes of memory for the same three endpoints.
 struct HTTPService: Service {
-    let daemon: Daemon
-    let host: String
-    let port: UInt16
+    let address: ListenAddress
+    let router: HTTPRouter
+    let status: HTTPStatusBoard
     let logger: Logger
+    var limits = HTTPLimits()
 
-    func run() async throws {
-        let pool: some AsyncSocketPool = .make(maxEvents: 20)
-        try await pool.prepare()
-        let socket = try Socket(domain: AF_INET, type: .stream)
-        try socket.setValue(true, for: .localAddressReuse)
-        try socket.bind(to: try sockaddr_in.inet(ip4: host, port: port))
-        try socket.listen()
-        let server = try AsyncSocket(socket: socket, pool: pool)
-        logger.info("HTTP endpoints listening", metadata: ["http.listen": "\(host):\(port)"])
-        let daemon = self.daemon
-        let logger = self.logger
-        // Closing the listening socket would not wake the accept, which waits in epoll: the
-        // tasks are cancelled instead, which stops the pool's epoll_wait and each suspension.
+    func run() async {
         await cancelWhenGracefulShutdown {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    do { try await pool.run() } catch where !Task.isCancelled {
-                        logger.warning("HTTP endpoints stopped", metadata: ["error": "\(error)"])
-                    } catch {}
-                }
-                group.addTask {
-                    do {
-                        for try await client in server.sockets {
-                            Task { await Self.serve(client, daemon: daemon, logger: logger) }
-                        }
-                    } catch where !Task.isCancelled {
-                        logger.warning("HTTP endpoints stopped", metadata: ["error": "\(error)"])
-                    } catch {}
-                }
-                await group.next()
-                group.cancelAll()
+            var delay = 0.5
+            while !Task.isCancelled {
+                do {
+                    try await listenAndServe { delay = 0.5 }
+                    // Only cancellation may end it; anything else is an error, retried.
+                    if !Task.isCancelled { throw ListenError.stopped }
+                } catch where !Task.isCancelled {
+                    failed(error, retryIn: delay)
+                    try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+                    delay = min(delay * 2, 30)
+                } catch {}
             }
         }
-        try? server.close()
+    }
+
+    private func failed(_ error: Error, retryIn delay: Double) {
+        let text = Self.describe(error)
+        status.update {
+            $0.listening = false
+            $0.addresses = []
+            $0.lastError = text
+            $0.lastErrorAt = Timestamp.now().rfc3339
+            $0.errors += 1
+        }
+        logger.warning(
+            "HTTP endpoints are not serving; ingest goes on, retrying",
+            metadata: ["http.listen": "\(address)", "error": "\(text)", "retry_seconds": "\(delay)"])
+    }
+
+    static func describe(_ error: Error) -> String {
+        if let e = error as? SocketError, case .failed(let type, let code, let message) = e { return "\(type.lowercased()): \(message) (errno \(code))" }
+        return "\(error)"
+    }
+
+    /// Binds every address the host resolves to, then accepts until cancelled.
+    /// - Parameter listening: called once the listeners are up.
+    /// - Throws: when no address can be bound, or a listener fails.
+    private func listenAndServe(listening: () -> Void) async throws {
+        let addresses = try address.resolve()
+        let pool: some AsyncSocketPool = .make(maxEvents: 64)
+        try await pool.prepare()
+        var listeners: [(AsyncSocket, String)] = []
+        defer { for (l, _) in listeners { try? l.close() } }
+        var firstError: Error?
+        for a in addresses {
+            do {
+                listeners.append((try Self.listen(a, pool: pool), a.family == AF_INET6 ? "[\(a.text)]:\(address.port)" : "\(a.text):\(address.port)"))
+            } catch {
+                firstError = firstError ?? error
+                logger.warning("HTTP: cannot listen on one address", metadata: ["address": "\(a.text)", "error": "\(Self.describe(error))"])
+            }
+        }
+        guard !listeners.isEmpty else { throw firstError ?? ListenError.resolve(host: address.host, message: "no address") }
+        let bound = listeners.map(\.1)
+        status.update {
+            $0.listening = true
+            $0.addresses = bound
+        }
+        listening()
+        logger.info("HTTP endpoints listening", metadata: ["http.listen": "\(address)", "addresses": "\(bound.joined(separator: ","))"])
+        let connections = HTTPConnections(limits: limits, status: status)
+        defer { connections.cancelAll() }
+        let router = self.router
+        let logger = self.logger
+        let sockets = listeners.map(\.0)
+        // The pool's loop, an accept loop per address and the deadline sweep: the first to
+        // end (an error; or cancellation, at shutdown) ends the others.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await pool.run() }
+            for l in sockets {
+                group.addTask { try await Self.accept(on: l, connections: connections, router: router, logger: logger) }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .milliseconds(250))
+                    connections.sweep(now: Monotonic.seconds())
+                }
+            }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
+    static func listen(_ a: ListenAddress.Resolved, pool: some AsyncSocketPool) throws -> AsyncSocket {
+        let socket = try Socket(domain: a.family, type: .stream)
+        do {
+            try socket.setValue(true, for: .localAddressReuse)
+            var one: Int32 = 1
+            // [::] beside 0.0.0.0 (or ::1 beside 127.0.0.1 for localhost): each its own socket.
+            if a.family == AF_INET6 {
+                setsockopt(socket.file.rawValue, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
+            // As sockaddr_in or sockaddr_in6: FlyingSocks' sockaddr_storage recurses forever
+            // when asked its size (0.27.1).
+            var storage = a.storage
+            if a.family == AF_INET6 {
+                try socket.bind(to: withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in6.self) })
+            } else {
+                try socket.bind(to: withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in.self) })
+            }
+            try socket.listen(maxPendingConnection: 128)
+            return try AsyncSocket(socket: socket, pool: pool)
+        } catch {
+            try? socket.close()
+            throw error
+        }
+    }
+
+    /// Accepts until cancelled. Out of descriptors (EMFILE, ENFILE) or memory, it closes the
+    /// oldest idle connection, waits (50 ms doubling to 2 s) and goes on; the listener stays.
+    static func accept(on listener: AsyncSocket, connections: HTTPConnections, router: HTTPRouter, logger: Logger) async throws {
+        var pause = 0.05
+        while !Task.isCancelled {
+            let client: AsyncSocket
+            do {
+                client = try await listener.accept()
+                pause = 0.05
+            } catch SocketError.failed(_, let code, let message) where [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(code) {
+                connections.evictOldestIdle()
+                connections.status.update {
+                    $0.errors += 1
+                    $0.lastError = "accept: \(message) (errno \(code))"
+                    $0.lastErrorAt = Timestamp.now().rfc3339
+                }
+                logger.warning(
+                    "HTTP: cannot accept a connection; closed the oldest idle one, ingest goes on",
+                    metadata: ["error": "\(message)", "errno": "\(code)", "retry_seconds": "\(pause)"])
+                try await Task.sleep(for: .milliseconds(Int(pause * 1000)))
+                pause = min(pause * 2, 2)
+                continue
+            } catch SocketError.failed(_, let code, _) where [ECONNABORTED, EINTR, EPROTO, EPERM].contains(code) {
+                continue
+            }
+            let id = connections.open(now: Monotonic.seconds())
+            let task = Task {
+                defer {
+                    try? client.close()
+                    connections.close(id)
+                }
+                await serve(client, id: id, connections: connections, router: router)
+            }
+            connections.attach(id, task)
+        }
     }
 
     /// One request, one response, then the connection closes.
-    static func serve(_ client: AsyncSocket, daemon: Daemon, logger: Logger) async {
-        defer { try? client.close() }
-        var request: [UInt8] = []
+    static func serve(_ client: AsyncSocket, id: Int, connections: HTTPConnections, router: HTTPRouter) async {
+        var received: [UInt8] = []
         do {
-            while request.count < 8192 {
-                let chunk = try await client.read(atMost: 2048)
-                if chunk.isEmpty { break }
-                request += chunk
-                if request.count >= 4, request.suffix(4) == [13, 10, 13, 10] { break }
+            while true {
+                switch HTTPHead.parse(received) {
+                case .incomplete:
+                    received += try await client.read(atMost: 4096)
+                case .reject(let response):
+                    connections.writing(id, now: Monotonic.seconds())
+                    try await client.write(Data(response.serialized(head: false)))
+                    return
+                case .request(let request):
+                    connections.writing(id, now: Monotonic.seconds())
+                    try await client.write(Data(router.respond(to: request).serialized(head: request.isHead)))
+                    return
+                }
             }
         } catch {
-            return
+            // The peer went away, or the deadline or the bound cancelled this connection.
         }
-        let line = String(decoding: request.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self).split(separator: " ")
-        let (status, type, body) = respond(method: line.first.map(String.init) ?? "", path: line.dropFirst().first.map(String.init) ?? "", daemon: daemon)
-        let head = "HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
-        try? await client.write(Data((head + body).utf8))
     }
+}
 
-    static func respond(method: String, path: String, daemon: Daemon) -> (String, String, String) {
-        let text = "text/plain; charset=utf-8"
-        guard method == "GET" || method == "HEAD" else { return ("405 Method Not Allowed", text, "GET only\n") }
-        switch path.split(separator: "?").first.map(String.init) ?? "" {
-        case "/metrics":
-            return ("200 OK", "text/plain; version=0.0.4; charset=utf-8", MetricsText.render(daemon))
-        case "/healthz":
-            return daemon.healthy(within: 10)
-                ? ("200 OK", text, "ok\n") : ("503 Service Unavailable", text, "ingest or the MQTT loop is not moving\n")
-        case "/readyz":
-            let ready = daemon.readiness.load(ordering: .acquiring) && daemon.status.local.connected
-            return ready
-                ? ("200 OK", text, "ready\n")
-                : ("503 Service Unavailable", text, "not ready: the local broker is not connected and subscribed\n")
-        default:
-            return ("404 Not Found", text, "/metrics, /healthz, /readyz\n")
+extension HTTPRouter {
+    /// vigil's endpoints.
+    static func daemon(_ daemon: Daemon) -> HTTPRouter {
+        var r = HTTPRouter()
+        r.get("/metrics") { _ in
+            HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: Array(MetricsText.render(daemon).utf8))
         }
+        r.get("/healthz") { _ in
+            daemon.healthy(within: 10) ? .text(200, "ok\n") : .text(503, "ingest or the MQTT loop is not moving\n")
+        }
+        r.get("/readyz") { _ in
+            daemon.readiness.load(ordering: .acquiring) && daemon.status.local.connected
+                ? .text(200, "ready\n") : .text(503, "not ready: the local broker is not connected and subscribed\n")
+        }
+        return r
     }
 }

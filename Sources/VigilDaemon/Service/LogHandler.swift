@@ -4,9 +4,11 @@ import Logging
 import Synchronization
 import VigilCore
 
-/// One line per event on stderr: `LEVEL message key=value ...`. Under systemd
-/// (`JOURNAL_STREAM` set) each line starts with its syslog priority (`<3>`) and carries no
-/// timestamp, since the journal adds its own; otherwise it starts with an RFC 3339 time.
+/// One logfmt line per event on stderr: `level=info msg="..." key=value ...`, which Loki,
+/// Vector and the journal's readers split into fields. Under systemd (`JOURNAL_STREAM` set)
+/// each line starts with its syslog priority (`<3>`), which the journal takes off and keeps
+/// as the priority, and carries no time of its own; otherwise it starts with `ts=` and an
+/// RFC 3339 time.
 public struct VigilLogHandler: LogHandler {
     /// The level `log.level` configures: every handler follows it (a reload changes it for
     /// all), unless its own `logLevel` was set, which as swift-log's contract says changes
@@ -25,6 +27,8 @@ public struct VigilLogHandler: LogHandler {
     let journal: Bool
 
     static let output = Mutex<Void>(())
+    /// The keys every line has.
+    static let reserved: Set<String> = ["ts", "level", "msg"]
     static let limiter = Mutex(LogRateLimiter())
 
     public init(label: String, journal: Bool) {
@@ -50,8 +54,26 @@ public struct VigilLogHandler: LogHandler {
 
     static func quote(_ s: String) -> String {
         if !s.isEmpty && !s.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) { return s }
-        return "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        return quoteAlways(s)
+    }
+
+    /// The message is always quoted, so that `msg="..."` reads the same whatever it holds.
+    static func quoteAlways(_ s: String) -> String {
+        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
             .replacingOccurrences(of: "\n", with: "\\n") + "\""
+    }
+
+    /// One line: `<6>level=info msg="..." k=v` for the journal, `ts=... level=info msg="..." k=v`
+    /// otherwise; metadata in key order.
+    func render(level: Logger.Level, message: String, metadata: Logger.Metadata, time: String) -> String {
+        var line = journal ? "<\(Self.priority(level))>" : "ts=\(time) "
+        line += "level=\(level.rawValue) msg=\(Self.quoteAlways(message))"
+        for key in metadata.keys.sorted() {
+            // The line's own fields keep their meaning: metadata of the same name is renamed.
+            let name = Self.reserved.contains(key) ? "meta.\(key)" : key
+            line += " \(name)=\(Self.quote("\(metadata[key]!)"))"
+        }
+        return line + "\n"
     }
 
     public func log(event: LogEvent) {
@@ -62,15 +84,10 @@ public struct VigilLogHandler: LogHandler {
             guard let n = Self.limiter.withLock({ $0.admit("\(event.message)", now: now) }) else { return }
             suppressed = n
         }
-        var line = journal ? "<\(Self.priority(event.level))>" : "\(VigilTime.nowRFC3339()) "
-        line += "\(event.level.rawValue.uppercased()) \(event.message)"
         var all = self.metadata
         if let m = event.metadata { all.merge(m) { $1 } }
         if suppressed > 0 { all["suppressed_before"] = "\(suppressed)" }
-        for key in all.keys.sorted() {
-            line += " \(key)=\(Self.quote("\(all[key]!)"))"
-        }
-        line += "\n"
+        let line = render(level: event.level, message: "\(event.message)", metadata: all, time: VigilTime.nowRFC3339())
         Self.output.withLock { _ in
             FileHandle.standardError.write(Data(line.utf8))
         }
@@ -78,9 +95,15 @@ public struct VigilLogHandler: LogHandler {
 
     /// Sets up swift-log once for the process.
     public static func bootstrap(level: Logger.Level) {
-        let journal = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil
+        let journal = stderrIsJournal()
         setLevel(level)
         LoggingSystem.bootstrap { label in VigilLogHandler(label: label, journal: journal) }
+    }
+
+    /// Whether stderr goes to the journal: systemd sets `JOURNAL_STREAM` for a service's
+    /// stdout and stderr.
+    public static func stderrIsJournal(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        environment["JOURNAL_STREAM"] != nil
     }
 
     /// Changes the configured level (a reload): every logger without a level of its own follows.

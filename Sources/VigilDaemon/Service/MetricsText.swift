@@ -1,6 +1,9 @@
 import VigilCore
 
-/// The Prometheus text exposition of vigil's counters, gauges and histograms.
+/// The Prometheus text exposition of vigil's counters, gauges and histograms. A part that
+/// is not configured has no series (no `vigil_upstream_connected 0` on a local-only
+/// gateway, which an alert would read as an outage). Counters only go up: they count what
+/// is committed.
 enum MetricsText {
     static let buckets: [Double] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60]
 
@@ -20,6 +23,9 @@ enum MetricsText {
             out += "\(name)_sum \(format(Double(h.sumMicros) / 1e6))\n\(name)_count \(h.count)\n"
         }
         metric("vigil_up", "gauge", "1 while the daemon runs.", [("", 1)])
+        metric(
+            "vigil_build_info", "gauge", "The version and commit vigil was built from.",
+            [("{version=\"\(label(BuildInfo.version))\",commit=\"\(label(BuildInfo.commit))\"}", 1)])
         metric("vigil_messages_received_total", "counter", "MQTT messages received from the local broker.", [("", Double(s.messagesReceived))])
         metric("vigil_readings_stored_total", "counter", "Readings committed to the buffer.", [("", Double(s.readingsStored))])
         metric("vigil_readings_duplicate_total", "counter", "Readings already stored (QoS 1 redeliveries).", [("", Double(s.readingsDuplicate))])
@@ -68,13 +74,32 @@ enum MetricsText {
             metric("vigil_outbox_dropped_total", "counter", "Undelivered aggregates dropped for space.", [("", Double(s.outboxDroppedAggregates))])
             metric("vigil_aggregates_total", "counter", "Aggregate windows closed and queued since start.", [("", Double(s.aggregatesSent))])
             metric("vigil_aggregate_late_readings_total", "counter", "Readings that came after their window closed.", [("", Double(s.aggregateLate))])
-        } else {
-            metric("vigil_upstream_connected", "gauge", "1 while connected to the upstream broker.", [("", 0)])
+        }
+        if let h = daemon.http?.status.current {
+            metric("vigil_http_listening", "gauge", "1 while the HTTP endpoints listen.", [("", h.listening ? 1 : 0)])
+            metric("vigil_http_connections", "gauge", "Open HTTP connections.", [("", Double(h.connections))])
+            metric("vigil_http_requests_total", "counter", "HTTP requests read.", [("", Double(h.requests))])
+            metric(
+                "vigil_http_connections_closed_total", "counter", "HTTP connections closed by vigil, by why.",
+                [("{why=\"bound\"}", Double(h.evicted)), ("{why=\"deadline\"}", Double(h.timedOut))])
+            metric("vigil_http_errors_total", "counter", "Failed attempts to listen and failed accepts (EMFILE...).", [("", Double(h.errors))])
         }
         histogram("vigil_publish_to_stored_seconds", "From a reading's own timestamp to the commit that stored it.", s.publishToStored)
         histogram("vigil_receive_to_stored_seconds", "From receipt by the MQTT thread to the commit.", s.receiveToStored)
         histogram("vigil_commit_duration_seconds", "Time each commit took.", s.commitDuration)
+        let p = ProcessMetrics.read()
+        if let v = p.cpuSeconds { metric("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", [("", v)]) }
+        if let v = p.openFDs { metric("process_open_fds", "gauge", "Number of open file descriptors.", [("", v)]) }
+        if let v = p.maxFDs { metric("process_max_fds", "gauge", "Maximum number of open file descriptors.", [("", v)]) }
+        if let v = p.virtualBytes { metric("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", [("", v)]) }
+        if let v = p.residentBytes { metric("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [("", v)]) }
+        metric("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.", [("", daemon.processStart)])
         return out
+    }
+
+    /// A label value, escaped as the text format wants.
+    static func label(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
     }
 
     static func format(_ v: Double) -> String {

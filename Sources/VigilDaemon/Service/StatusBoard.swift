@@ -69,6 +69,8 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
     public var clock: ClockStatus?
     /// The hot tier in the runtime directory, when there is one.
     public var hotTier: HotTierStatus?
+    /// The HTTP listener, when `http.listen` is set.
+    public var http: HTTPStatus?
     /// Set in the last record a daemon writes, when it stops cleanly.
     public var stoppedAt: String?
 }
@@ -110,6 +112,8 @@ public final class StatusBoard: Sendable {
     private let state: Mutex<State>
     /// The upstream connection's view, when there is one.
     let upstream = Mutex<(@Sendable () -> UpstreamStatus)?>(nil)
+    /// The HTTP listener's view, when there is one.
+    let http = Mutex<(@Sendable () -> HTTPStatus)?>(nil)
 
     public init(gateway: String, localBroker: String, clock: any VigilClock) {
         self.gateway = gateway
@@ -163,6 +167,7 @@ public final class StatusBoard: Sendable {
                 : HotTierStatus(
                     bytes: s.hotBytes, inUse: s.hotInUse, flushes: s.flushes, flushedReadings: s.flushedReadings,
                     atStart: Self.describe(s.hotStart)),
+            http: http.withLock { $0 }?(),
             stoppedAt: s.stopped ? now.rfc3339 : nil)
     }
 
