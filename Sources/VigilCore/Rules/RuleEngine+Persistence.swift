@@ -49,8 +49,8 @@ extension RuleEngine {
             if case .threshold(let spec) = states[i].kind {
                 // A window of 0 holds the last reading, which no replay brings back: the stored
                 // value stands in for it. (Whatever crosses or holds a level is in the record.)
-                if spec.window.micros == 0, let v = r.lastValue, states[i].window!.isEmpty {
-                    states[i].window!.add(v, at: Timestamp(micros: 0))
+                if spec.align == .sliding, spec.window.micros == 0, let v = r.lastValue, states[i].windows[0].isEmpty {
+                    states[i].windows[0].add(v, at: Timestamp(micros: 0))
                 }
             }
             schedule(i)

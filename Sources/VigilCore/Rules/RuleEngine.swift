@@ -1,3 +1,13 @@
+/// Evaluates rules on each reading as it arrives and on a clock tick (for `for` and
+/// `clear_for` deadlines, windows that empty or close, thresholds that change with the
+/// local time, and stale series).
+///
+/// One state per (rule, series): its windows (one sliding window per distinct window
+/// length of its levels, or one calendar window), the active level, pending timers.
+/// The engine is pure: time comes in as `now`, so the daemon drives it with the wall clock
+/// and `vigil test` with a simulated one.
+///
+/// - Important: not thread safe; the ingest thread owns it.
 public final class RuleEngine {
     public let rules: [Rule]
 
@@ -5,7 +15,19 @@ public final class RuleEngine {
         let rule: Int
         let series: SeriesKey
         let kind: Rule.Kind
-        var window: SlidingWindow?
+        /// Sliding windows: [0] the rule's, then those of levels with a window of their own.
+        var windows: [SlidingWindow] = []
+        /// Which of `windows` each level (raw value - 1) reads.
+        var levelWindow = SIMD4<Int32>(repeating: 0)
+        var calendar: CalendarWindow?
+        /// Rules with a schedule: the thresholds in force from `inForceFrom` until
+        /// `inForceUntil` (UTC micros), and the period's name. `inForceFrom == .max`: not looked up.
+        var inForce: Thresholds?
+        var period: String?
+        var inForceFrom: Int64 = .max
+        var inForceUntil: Int64 = .min
+        /// The calendar window judged last, for messages.
+        var windowLabel: String?
         var level: AlertLevel?
         var since: Timestamp?
         /// Per level (raw value - 1): since when its raise condition holds; .min: not holding.
@@ -18,11 +40,13 @@ public final class RuleEngine {
         /// The newest reading's time (stale rules).
         var lastSeen: Timestamp?
         var dirty = false
-        /// When the state next needs a look without a reading: a window slot expiring, a
-        /// `for` or `clear_for` deadline, a stale deadline. .max: never.
+        /// When the state next needs a look without a reading: a window slot expiring or a
+        /// calendar window closing, a `for` or `clear_for` deadline, thresholds changing, a
+        /// stale deadline. .max: never.
         var nextWake: Int64 = .max
 
         var isIdle: Bool { level == nil && pending == SIMD4(repeating: .min) }
+        var hasData: Bool { calendar?.isOpen ?? windows.contains { !$0.isEmpty } }
     }
 
     var states: [State] = []
@@ -34,6 +58,8 @@ public final class RuleEngine {
     /// When each state next needs a look, earliest first: a tick costs what falls due, not
     /// what exists. Entries go stale when a state's `nextWake` moves; those are skipped.
     private var wakes = WakeHeap()
+    /// What the calendar windows did, for the pipeline's stats.
+    public internal(set) var stats = RuleEngineStats()
 
     /// Works out when state `i` next needs a look and queues it.
     func schedule(_ i: Int) {
@@ -41,8 +67,13 @@ public final class RuleEngine {
         var next = Int64.max
         switch s.kind {
         case .threshold(let spec):
-            if let e = s.window?.nextExpiry { next = e }
-            for (lvl, _) in spec.thresholds.levels {
+            if let c = s.calendar {
+                if c.isOpen { next = c.end }
+                break
+            }
+            for w in s.windows { if let e = w.nextExpiry { next = Swift.min(next, e) } }
+            let levels = spec.schedule == nil ? spec.thresholds.levels : (s.inForce?.levels ?? [])
+            for (lvl, _) in levels {
                 let k = lvl.rawValue - 1
                 if s.pending[k] != .min && (s.level.map { lvl > $0 } ?? true) {
                     next = Swift.min(next, s.pending[k] + spec.holdFor.micros)
@@ -50,6 +81,10 @@ public final class RuleEngine {
                 if s.absent[k] != .min, let current = s.level, lvl <= current {
                     next = Swift.min(next, s.absent[k] + spec.clearFor.micros)
                 }
+            }
+            // New thresholds (22:00, a new phase) judge what the windows hold then.
+            if spec.schedule != nil, s.inForceFrom != .max, s.level != nil || s.hasData {
+                next = Swift.min(next, s.inForceUntil)
             }
         case .stale(let after, _):
             if s.level == nil, let seen = s.lastSeen { next = seen.micros + after.micros }
@@ -71,7 +106,7 @@ public final class RuleEngine {
     /// How many (rule, series) states exist.
     public var stateCount: Int { states.count }
 
-    /// The longest window of any rule: how far back to replay the buffer at start.
+    /// How far back any rule's windows reach: how far back to replay the buffer at start.
     public var longestWindow: TimeSpan {
         rules.map(\.window).max() ?? .zero
     }
@@ -86,15 +121,33 @@ public final class RuleEngine {
         for (ri, rule) in rules.enumerated() where rule.match.matches(levels: levels) {
             let kind = rule.resolved(for: series)
             var st = State(rule: ri, series: series, kind: kind)
-            if case .threshold(let spec) = kind { st.window = SlidingWindow(window: spec.window) }
+            if case .threshold(let spec) = kind { Self.makeWindows(&st, spec) }
             states.append(st)
             let idx = states.count - 1
             byKey[Self.key(rule.id, series)] = idx
             out.append(idx)
-
         }
         bySeries[series] = out
         return out
+    }
+
+    /// A calendar window, or one sliding window per distinct length among the levels.
+    static func makeWindows(_ st: inout State, _ spec: ThresholdSpec) {
+        if spec.align == .calendar {
+            st.calendar = CalendarWindow(length: spec.window, stat: spec.stat, coverage: spec.coverage)
+            return
+        }
+        var lengths = [spec.window]
+        for lvl in AlertLevel.allCases {
+            let w = spec.window(of: lvl)
+            if let k = lengths.firstIndex(of: w) {
+                st.levelWindow[lvl.rawValue - 1] = Int32(k)
+            } else {
+                lengths.append(w)
+                st.levelWindow[lvl.rawValue - 1] = Int32(lengths.count - 1)
+            }
+        }
+        st.windows = lengths.map { SlidingWindow(window: $0, energy: spec.stat == .leq) }
     }
 
     static func key(_ rule: String, _ series: SeriesKey) -> String { rule + "\u{0}" + series.path }
@@ -124,9 +177,16 @@ public final class RuleEngine {
             if let u = r.unit { states[i].unit = u }
             switch states[i].kind {
             case .threshold(let spec):
-                states[i].window!.add(r.value, at: r.timestamp)
-                states[i].window!.expire(now: max(now, r.timestamp))
-                evaluate(i, spec, now: now, into: &out)
+                if states[i].calendar != nil {
+                    addToCalendar(i, spec, r, now: now, into: &out)
+                } else {
+                    let edge = max(now, r.timestamp)
+                    for w in states[i].windows.indices {
+                        states[i].windows[w].add(r.value, at: r.timestamp)
+                        states[i].windows[w].expire(now: edge)
+                    }
+                    evaluate(i, spec, now: now, into: &out)
+                }
             case .stale:
                 if states[i].lastSeen.map({ r.timestamp > $0 }) ?? true { states[i].lastSeen = r.timestamp }
                 if let level = states[i].level {
@@ -137,14 +197,39 @@ public final class RuleEngine {
         }
     }
 
+    /// A reading into a calendar window: one past the open window closes it (judged now);
+    /// one from a window already judged comes too late and is counted.
+    private func addToCalendar(_ i: Int, _ spec: ThresholdSpec, _ r: Reading, now: Timestamp, into out: inout [AlertTransition]) {
+        let t = r.timestamp.micros
+        if states[i].calendar!.isOpen, t >= states[i].calendar!.end { closeCalendar(i, spec, now: now, into: &out) }
+        if t < states[i].calendar!.judgedUntil {
+            stats.calendarLate += 1
+            return
+        }
+        if !states[i].calendar!.isOpen { states[i].calendar!.open(at: r.timestamp, zone: rules[states[i].rule].zone) }
+        if states[i].calendar!.holds(t) {
+            states[i].calendar!.add(r.value, at: t)
+        } else {
+            stats.calendarLate += 1
+        }
+    }
+
     /// Feeds a reading from before a restart into the windows, without evaluating: the
-    /// windows are rebuilt, the alert states come from the store.
+    /// windows are rebuilt, the alert states come from the store. A calendar window that
+    /// the replay passes is dropped unjudged (it was judged before the restart).
     public func replay(_ r: Reading) {
         for i in bindings(for: r.series) {
             if let u = r.unit { states[i].unit = u }
             switch states[i].kind {
             case .threshold:
-                states[i].window!.add(r.value, at: r.timestamp)
+                if states[i].calendar != nil {
+                    let t = r.timestamp.micros
+                    if states[i].calendar!.isOpen, t >= states[i].calendar!.end { states[i].calendar!.discard() }
+                    if !states[i].calendar!.isOpen { states[i].calendar!.open(at: r.timestamp, zone: rules[states[i].rule].zone) }
+                    if states[i].calendar!.holds(t) { states[i].calendar!.add(r.value, at: t) }
+                } else {
+                    for w in states[i].windows.indices { states[i].windows[w].add(r.value, at: r.timestamp) }
+                }
             case .stale:
                 if states[i].lastSeen.map({ r.timestamp > $0 }) ?? true { states[i].lastSeen = r.timestamp }
             }
@@ -162,8 +247,9 @@ public final class RuleEngine {
         }
     }
 
-    /// The clock moved: deadlines, expiring windows, silent series. Only the states whose
-    /// time has come are looked at, in the order of their times.
+    /// The clock moved: deadlines, expiring and closing windows, thresholds that change,
+    /// silent series. Only the states whose time has come are looked at, in the order of
+    /// their times.
     public func tick(now: Timestamp, into out: inout [AlertTransition]) {
         let t = now.micros
         while let (due, i) = wakes.peek, due <= t {
@@ -172,8 +258,12 @@ public final class RuleEngine {
             states[i].nextWake = .max
             switch states[i].kind {
             case .threshold(let spec):
-                states[i].window!.expire(now: now)
-                evaluate(i, spec, now: now, into: &out)
+                if let c = states[i].calendar {
+                    if c.isOpen && c.end <= t { closeCalendar(i, spec, now: now, into: &out) }
+                } else {
+                    for w in states[i].windows.indices { states[i].windows[w].expire(now: now) }
+                    evaluate(i, spec, now: now, into: &out)
+                }
             case .stale(let after, let level):
                 if states[i].level == nil, let seen = states[i].lastSeen, t - seen.micros >= after.micros {
                     raiseStale(i, after: after, level: level, silent: t - seen.micros, now: now, into: &out)
@@ -187,143 +277,16 @@ public final class RuleEngine {
             }
         }
     }
+}
 
-    // MARK: Threshold rules
+/// What the calendar windows did since the engine started.
+public struct RuleEngineStats: Sendable, Equatable {
+    /// Calendar windows closed and judged.
+    public var calendarWindows: UInt64 = 0
+    /// Of those, windows without enough data (`min_coverage`): no value, no alert.
+    public var calendarWindowsShort: UInt64 = 0
+    /// Readings for a calendar window already judged, left out.
+    public var calendarLate: UInt64 = 0
 
-    /// One evaluation of a threshold rule.
-    ///
-    /// Up: a level above the active one is reached once its raise condition has held for
-    /// `for` (the most severe such level wins). Down: a level stays while its condition,
-    /// loosened by the hysteresis, has been gone for less than `clear_for`; the alert moves
-    /// to the most severe level that stays, or resolves when none does.
-    private func evaluate(_ i: Int, _ spec: ThresholdSpec, now: Timestamp, into out: inout [AlertTransition]) {
-        evaluate(&states[i], spec, now: now, into: &out)
-    }
-
-    private func evaluate(_ s: inout State, _ spec: ThresholdSpec, now: Timestamp, into out: inout [AlertTransition]) {
-        guard let v = s.window!.value(spec.stat) else {
-            // No value (an empty window): no raise condition holds, so nothing is pending.
-            if s.pending != SIMD4(repeating: .min) {
-                s.pending = SIMD4(repeating: .min)
-                s.dirty = true
-            }
-            return
-        }
-        let before = (s.level, s.pending, s.absent)
-        s.lastValue = v
-        let levels = spec.thresholds.levels
-        let t = now.micros
-        for (lvl, thr) in levels {
-            let k = lvl.rawValue - 1
-            if spec.op.crosses(v, thr) {
-                if s.pending[k] == .min { s.pending[k] = t }
-            } else {
-                s.pending[k] = .min
-            }
-            if spec.op.holds(v, thr, hysteresis: spec.hysteresis) {
-                s.absent[k] = .min
-            } else if s.absent[k] == .min {
-                s.absent[k] = t
-            }
-        }
-        let current = s.level
-        var up: AlertLevel?
-        for (lvl, _) in levels where current.map({ lvl > $0 }) ?? true {
-            let p = s.pending[lvl.rawValue - 1]
-            if p != .min && t - p >= spec.holdFor.micros { up = lvl }
-        }
-        if let up {
-            let threshold = spec.thresholds.threshold(up)
-            if current == nil { s.since = now }
-            s.level = up
-            s.threshold = threshold
-            out.append(
-                transition(s, current == nil ? .raised : .escalated, level: up, previous: current, value: v, threshold: threshold, now: now))
-        } else if let c = current {
-            var stays: AlertLevel?
-            for (lvl, _) in levels where lvl <= c {
-                let a = s.absent[lvl.rawValue - 1]
-                if a == .min || t - a < spec.clearFor.micros { stays = lvl }
-            }
-            if stays != c {
-                if let nl = stays {
-                    s.level = nl
-                    s.threshold = spec.thresholds.threshold(nl)
-                    out.append(transition(s, .deescalated, level: nl, previous: c, value: v, threshold: s.threshold, now: now))
-                } else {
-                    out.append(
-                        transition(s, .resolved, level: c, previous: c, value: v, threshold: spec.thresholds.threshold(c), now: now))
-                    s.level = nil
-                    s.since = nil
-                    s.threshold = nil
-                }
-            }
-        }
-        if s.level == nil { s.absent = SIMD4(repeating: .min) }
-        if before.0 != s.level || before.1 != s.pending || (s.level != nil && before.2 != s.absent) {
-            s.dirty = true
-        }
-    }
-
-    // MARK: Stale rules
-
-    private func raiseStale(
-        _ i: Int, after: TimeSpan, level: AlertLevel, silent: Int64, now: Timestamp, into out: inout [AlertTransition]
-    ) {
-        var s = states[i]
-        s.level = level
-        s.since = now
-        s.lastValue = Double(silent) / 1e6
-        s.threshold = after.seconds
-        s.dirty = true
-        out.append(transition(s, .raised, level: level, previous: nil, value: s.lastValue, threshold: s.threshold, now: now))
-        states[i] = s
-    }
-
-    private func resolveStale(_ i: Int, _ level: AlertLevel, now: Timestamp, into out: inout [AlertTransition]) {
-        var s = states[i]
-        out.append(transition(s, .resolved, level: level, previous: level, value: 0, threshold: s.threshold, now: now))
-        s.level = nil
-        s.since = nil
-        s.dirty = true
-        states[i] = s
-    }
-
-    private func transition(
-        _ s: State, _ state: AlertTransition.State, level: AlertLevel, previous: AlertLevel?, value: Double?,
-        threshold: Double?, now: Timestamp
-    ) -> AlertTransition {
-        let rule = rules[s.rule]
-        let template =
-            state == .resolved
-            ? rule.resolvedMessage ?? Self.defaultResolvedMessage(rule, unit: s.unit) : rule.message ?? Self.defaultMessage(rule)
-        let message = Rule.render(
-            template, series: s.series, rule: rule.id, value: value, unit: s.unit, level: level, threshold: threshold)
-        return AlertTransition(
-            rule: rule.id, series: s.series, state: state, level: level, previousLevel: previous, value: value,
-            threshold: threshold, at: now, since: s.since ?? now, message: message)
-    }
-
-    static func defaultMessage(_ rule: Rule) -> String {
-        switch rule.kind {
-        case .threshold(let spec):
-            let stat = spec.stat == .last ? "" : "\(spec.stat.rawValue) "
-            return "{series} \(stat){value}{unit} \(spec.op.rawValue) {level} threshold {threshold}"
-        case .stale:
-            return "{series} silent for {value} s (limit {threshold} s)"
-        }
-    }
-
-    /// A resolved transition's message when the rule gives none: op-neutral, since the
-    /// value that ends an alert is on the other side of the line the message names.
-    static func defaultResolvedMessage(_ rule: Rule, unit: String?) -> String {
-        switch rule.kind {
-        case .threshold(let spec):
-            let stat = spec.stat == .last ? "" : "\(spec.stat.rawValue) "
-            let u = unit.map { " \($0)" } ?? ""
-            return "{series} resolved: \(stat){value}\(u) back within the {level} threshold {threshold}\(u)"
-        case .stale:
-            return "{series} resolved: reporting again"
-        }
-    }
+    public init() {}
 }
