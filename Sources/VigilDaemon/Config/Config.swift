@@ -78,7 +78,7 @@ public struct Settings: Sendable {
         throws(ConfigError) -> Settings
     {
         let config = try VigilConfig.load(file: file, environment: environment)
-        let rules = try RuleFiles.load(directory: config.rulesDir)
+        let rules = try RuleFiles.load(directory: config.rulesDir, zone: config.timezone)
         return Settings(config: config, rules: rules)
     }
 
@@ -103,6 +103,8 @@ public struct Settings: Sendable {
 public struct VigilConfig: Sendable {
     public var file: String
     public var gatewayID = ""
+    /// Local time for rule periods, calendar windows and effective dates (`timezone`).
+    public var timezone = LocalTimeZone.shanghai
     public var rulesDir = "/etc/vigil/rules.d"
     public var stateDir = "/var/lib/vigil"
     public var local = BrokerConfig()
