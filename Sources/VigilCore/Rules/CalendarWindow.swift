@@ -13,7 +13,8 @@ import Darwin
 /// count: its mean is the mean of their hourly means (its `leq` the energy mean of their
 /// hourly levels), the other statistics are over their readings. Its coverage is the
 /// number of hours that count. A window of an hour or less counts the minutes that hold a
-/// reading. Without `minimum` coverage, one reading is enough.
+/// reading. A reading covers the minutes back to the reading before it, when that came at
+/// most `readingSpan` before. Without `minimum` coverage, one reading is enough.
 ///
 /// Memory is constant: the open window, the open hour and the reading before them. A
 /// reading older than the newest joins the open hour; one from before the open window
@@ -139,13 +140,20 @@ public struct CalendarWindow: Sendable {
         minutes = (0, 0)
     }
 
+    /// How long a reading stands for at most: the time since the reading before it, up to
+    /// this (a sensor that reports every 5 minutes covers its hour with 12 readings).
+    public static let readingSpan: Int64 = 10 * 60_000_000
+
     /// Adds a reading of the open window (the caller checks `holds`).
     public mutating func add(_ v: Double, at t: Int64) {
         let e = tracksEnergy ? SlidingWindow.energy(v) : 0
         var g = 0.0
+        // The minutes it covers: back to the reading before it, if that is recent.
+        var from = t
         if let p = previous {
             if t >= p.t {
                 g = v >= p.v ? v - p.v : v
+                if t - p.t <= Self.readingSpan { from = p.t + 1 }
                 previous = (t, v)
             }
         } else {
@@ -158,12 +166,25 @@ public struct CalendarWindow: Sendable {
                 foldHour()
                 openHour = hour
             }
-            // A late one (from an earlier hour) joins the open hour, without a minute of its own.
-            if hour == openHour { mark(Int((elapsed - Int64(hour) * 3_600_000_000) / 60_000_000)) }
+            // A late one (from an earlier hour) joins the open hour, without minutes of its own.
+            if hour == openHour {
+                let hourStart = start + Int64(hour) * 3_600_000_000
+                mark(from: max(from, hourStart) - hourStart, to: t - hourStart)
+            }
         } else {
-            mark(Int(elapsed / 60_000_000))
+            mark(from: max(from, start) - start, to: elapsed)
         }
         open.add(v, at: t, energy: e, growth: g)
+    }
+
+    /// Marks the minutes from `a` to `b` (microseconds into the hour or window).
+    private mutating func mark(from a: Int64, to b: Int64) {
+        let last = Int(b / 60_000_000)
+        var m = Int(max(0, a) / 60_000_000)
+        while m <= last {
+            mark(m)
+            m += 1
+        }
     }
 
     private mutating func mark(_ minute: Int) {

@@ -196,9 +196,10 @@ public struct SlidingWindow: Sendable {
     }
 
     /// The level of a mean sound energy: 10 log10(energy / count).
+    /// Rounded to a millionth of a dB, so that a steady 60 dB(A) is 60, not 60.000000000000014.
     static func level(energy: Double, count: Int) -> Double? {
         guard count > 0, energy > 0 else { return nil }
-        return 10 * log10(energy / Double(count))
+        return (10 * log10(energy / Double(count)) * 1e6).rounded() / 1e6
     }
 
     /// The statistic over what is in the window now; nil where it is undefined (no reading;

@@ -184,9 +184,6 @@ public enum RuleFiles {
         if let s = m["stat"], let st = r.choice(s.value, "\(what): stat", RuleStat.self) { stat = st }
         var window = TimeSpan.zero
         if let w = m["window"], let d = r.duration(w.value, "\(what): window") { window = d }
-        if stat.needsWindow && window.micros <= 0 {
-            r.error(m["stat"]?.value ?? node, "\(what): stat \(stat.rawValue) needs a window longer than 0s")
-        }
         guard let opNode = m["op"] else {
             r.error(node, "\(what) needs op: one of > >= < <= (or stale: for a silence rule)")
             return nil
@@ -203,6 +200,12 @@ public enum RuleFiles {
                 levels: m["levels"]?.value, periods: m["periods"]?.value, effective: m["effective"]?.value, what, reader: &r),
             let (t, schedule, windows) = materialize(raw, nominal: nominal, op: op, what, reader: &r)
         else { return nil }
+        // Every level with a window of its own: the rule's window is the longest of them.
+        let levelsUsed = Set(raw.phases.flatMap { ph in ([ph.thresholds].compactMap { $0 } + ph.periods.map(\.thresholds)).flatMap(\.levels) }.map(\.level))
+        if m["window"] == nil, !windows.isEmpty, levelsUsed.allSatisfy({ windows[$0] != nil }) { window = windows.values.max()! }
+        if stat.needsWindow && window.micros <= 0 {
+            r.error(m["stat"]?.value ?? node, "\(what): stat \(stat.rawValue) needs a window longer than 0s")
+        }
         var spec = ThresholdSpec(
             stat: stat, window: window, op: op, thresholds: t, schedule: schedule, levelWindows: windows, nominal: nominal)
         windowKeys(m, &spec, what, reader: &r)
