@@ -66,7 +66,10 @@ enum RuleDescription {
         case (.calendar, .days(1)): window = " over each local day (judged at local midnight)"
         case (.calendar, .hours(1)): window = " over each clock hour (judged when it ends)"
         case (.calendar, let w): window = " over calendar windows of \(w) from local midnight (judged as each ends)"
-        case (.sliding, let w): window = w.micros == 0 ? "" : " over \(w)"
+        case (.sliding, let w):
+            // Every level with a window of its own: each says its window.
+            let all = (s.schedule?.allThresholds ?? [s.thresholds]).flatMap(\.levels).allSatisfy { s.levelWindows[$0.0] != nil }
+            window = w.micros == 0 || (all && !s.levelWindows.isEmpty) ? "" : " over \(w)"
         }
         func levels(_ t: Thresholds?) -> String {
             guard let t, !t.isEmpty else { return "off (no thresholds at this time)" }
