@@ -1,49 +1,57 @@
 /// How a threshold rule judges its values, and the transitions it gives.
 extension RuleEngine {
-    /// The thresholds in force for a state at UTC micros `t`: the spec's own without a
-    /// schedule; with one, looked up in the rule's zone and kept until they next change.
-    func thresholds(_ i: Int, _ spec: ThresholdSpec, at t: Int64) -> Thresholds? {
-        guard let schedule = spec.schedule else { return spec.thresholds }
-        if t >= states[i].inForceFrom && t < states[i].inForceUntil { return states[i].inForce }
-        let zone = rules[states[i].rule].zone
+    /// The levels in force for a state at UTC micros `t`: the rule's own without a schedule;
+    /// with one, looked up in the rule's zone and kept until they next change (nil: none,
+    /// the rule is off then).
+    @inline(__always)
+    func levels(_ i: Int, _ p: RulePlan, at t: Int64) -> [(AlertLevel, Double)]? {
+        guard p.scheduled else { return p.levels }
+        let c = Int(states[i].inForce)
+        if t >= inForce[c].from && t < inForce[c].until { return inForce[c].thresholds?.levels }
+        let zone = p.zone
         let seconds = LocalTimeZone.floorDiv(t, 1_000_000)
-        let f = schedule.inForce(atLocal: seconds + Int64(zone.offset(atSeconds: seconds)))
+        let f = p.spec.schedule!.inForce(atLocal: seconds + Int64(zone.offset(atSeconds: seconds)))
         var until = f.until == .max ? Int64.max : zone.utcSeconds(forLocal: f.until) * 1_000_000
         if let change = zone.nextTransition(afterSeconds: seconds) { until = Swift.min(until, change * 1_000_000) }
-        states[i].inForce = f.thresholds
-        states[i].period = f.period
-        states[i].inForceFrom = t
-        states[i].inForceUntil = Swift.max(until, t + 1)
-        return f.thresholds
+        inForce[c] = InForce(thresholds: f.thresholds, period: f.period, from: t, until: Swift.max(until, t + 1))
+        return f.thresholds?.levels
     }
 
     /// One evaluation of a sliding-window rule, at `now`.
-    func evaluate(_ i: Int, _ spec: ThresholdSpec, now: Timestamp, into out: inout [AlertTransition]) {
-        let thr = thresholds(i, spec, at: now.micros)
-        let primary = states[i].windows[0].value(spec.stat)
+    func evaluate(_ i: Int, _ p: RulePlan, now: Timestamp, into out: inout [AlertTransition]) {
+        let levels = levels(i, p, at: now.micros)
+        let primary = states[i].window.value(p.stat)
         var values = SIMD4<Double>(repeating: primary ?? .nan)
-        if states[i].windows.count > 1 {
+        let e = Int(states[i].extra)
+        if e >= 0 {
             for k in 0..<4 {
-                values[k] = states[i].windows[Int(states[i].levelWindow[k])].value(spec.stat) ?? .nan
+                let w = Int(p.levelWindow[k])
+                if w > 0 { values[k] = extras[e].windows[w - 1].value(p.stat) ?? .nan }
             }
         }
-        judge(&states[i], spec, thr, values, primary: primary, now: now, hold: spec.holdFor.micros, clear: spec.clearFor.micros, into: &out)
+        judge(&states[i], p, levels, values, primary: primary, now: now, hold: p.hold, clear: p.clear, into: &out)
     }
 
     /// A calendar window closes: its value is judged against the thresholds in force at its
     /// start (the night's limit for the hour from 22:00, the 2030 limit for 2030-12-31), at
     /// once (no `for` or `clear_for`). Without enough data it gives no value, and the
     /// alert stays as the last window left it.
-    func closeCalendar(_ i: Int, _ spec: ThresholdSpec, now: Timestamp, into out: inout [AlertTransition]) {
-        let j = states[i].calendar!.close()
+    func closeCalendar(_ i: Int, _ p: RulePlan, now: Timestamp, into out: inout [AlertTransition]) {
+        let j = calendars[Int(states[i].calendar)].close()
         stats.calendarWindows += 1
         guard j.enoughData else {
             stats.calendarWindowsShort += 1
             return
         }
-        let thr = thresholds(i, spec, at: j.start.micros)
-        states[i].windowLabel = Self.label(start: j.start, end: j.end, length: spec.window, zone: rules[states[i].rule].zone)
-        judge(&states[i], spec, thr, SIMD4(repeating: j.value ?? .nan), primary: j.value, now: now, hold: 0, clear: 0, into: &out)
+        let levels = levels(i, p, at: j.start.micros)
+        let label = Self.label(start: j.start, end: j.end, length: p.spec.window, zone: p.zone)
+        if states[i].label < 0 {
+            labels.append(label)
+            states[i].label = Int32(labels.count - 1)
+        } else {
+            labels[Int(states[i].label)] = label
+        }
+        judge(&states[i], p, levels, SIMD4(repeating: j.value ?? .nan), primary: j.value, now: now, hold: 0, clear: 0, into: &out)
     }
 
     /// `2031-01-01` for a day, `2031-01-01 22:00-23:00` for shorter windows.
@@ -63,7 +71,7 @@ extension RuleEngine {
     /// in force do not have (another period's) is left at once. Each level reads its own
     /// window's value (`values`, NaN: none).
     func judge(
-        _ s: inout State, _ spec: ThresholdSpec, _ thr: Thresholds?, _ values: SIMD4<Double>, primary: Double?,
+        _ s: inout State, _ p: RulePlan, _ thr: [(AlertLevel, Double)]?, _ values: SIMD4<Double>, primary: Double?,
         now: Timestamp, hold: Int64, clear: Int64, into out: inout [AlertTransition]
     ) {
         guard let primary else {
@@ -75,7 +83,8 @@ extension RuleEngine {
             return
         }
         let before = (s.level, s.pending, s.absent)
-        let levels = thr?.levels ?? []
+        let levels = thr ?? []
+        func threshold(_ l: AlertLevel) -> Double? { levels.first { $0.0 == l }?.1 }
         let t = now.micros
         var inForce = 0
         for (lvl, threshold) in levels {
@@ -86,12 +95,12 @@ extension RuleEngine {
                 s.pending[k] = .min
                 continue
             }
-            if spec.op.crosses(v, threshold) {
+            if p.op.crosses(v, threshold) {
                 if s.pending[k] == .min { s.pending[k] = t }
             } else {
                 s.pending[k] = .min
             }
-            if spec.op.holds(v, threshold, hysteresis: spec.hysteresis) {
+            if p.op.holds(v, threshold, hysteresis: p.hysteresis) {
                 s.absent[k] = .min
             } else if s.absent[k] == .min {
                 s.absent[k] = t
@@ -111,7 +120,7 @@ extension RuleEngine {
             if p != .min && t - p >= hold { up = lvl }
         }
         if let up {
-            let threshold = thr?.threshold(up)
+            let threshold = threshold(up)
             if current == nil { s.since = now }
             s.level = up
             s.threshold = threshold
@@ -128,7 +137,7 @@ extension RuleEngine {
             if stays != c {
                 if let nl = stays {
                     s.level = nl
-                    s.threshold = thr?.threshold(nl)
+                    s.threshold = threshold(nl)
                     out.append(transition(s, .deescalated, level: nl, previous: c, value: value(nl), threshold: s.threshold, now: now))
                 } else {
                     out.append(transition(s, .resolved, level: c, previous: c, value: value(c), threshold: s.threshold, now: now))
@@ -181,13 +190,16 @@ extension RuleEngine {
             ? rule.resolvedMessage ?? Self.defaultResolvedMessage(rule, unit: s.unit) : rule.message ?? Self.defaultMessage(rule)
         var nominal: Double?
         var window: String?
-        if case .threshold(let spec) = s.kind {
-            nominal = spec.nominal
-            window = spec.align == .calendar ? s.windowLabel : spec.window(of: level).description
+        var period: String?
+        let p = plans[Int(s.plan)]
+        if !p.isStale {
+            nominal = p.spec.nominal
+            window = p.calendar ? (s.label >= 0 ? labels[Int(s.label)] : nil) : p.spec.window(of: level).description
+            if s.inForce >= 0 { period = inForce[Int(s.inForce)].period }
         }
         let message = Rule.render(
             template, series: s.series, rule: rule.id, value: value, unit: s.unit, level: level, threshold: threshold,
-            nominal: nominal, period: s.period, window: window)
+            nominal: nominal, period: period, window: window)
         return AlertTransition(
             rule: rule.id, series: s.series, state: state, level: level, previousLevel: previous, value: value,
             threshold: threshold, at: now, since: s.since ?? now, message: message)

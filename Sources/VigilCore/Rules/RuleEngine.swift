@@ -13,21 +13,17 @@ public final class RuleEngine {
 
     struct State {
         let rule: Int
+        let plan: Int32
         let series: SeriesKey
-        let kind: Rule.Kind
-        /// Sliding windows: [0] the rule's, then those of levels with a window of their own.
-        var windows: [SlidingWindow] = []
-        /// Which of `windows` each level (raw value - 1) reads.
-        var levelWindow = SIMD4<Int32>(repeating: 0)
-        var calendar: CalendarWindow?
-        /// Rules with a schedule: the thresholds in force from `inForceFrom` until
-        /// `inForceUntil` (UTC micros), and the period's name. `inForceFrom == .max`: not looked up.
-        var inForce: Thresholds?
-        var period: String?
-        var inForceFrom: Int64 = .max
-        var inForceUntil: Int64 = .min
-        /// The calendar window judged last, for messages.
-        var windowLabel: String?
+        /// The rule's sliding window (empty for stale and calendar rules).
+        var window: SlidingWindow
+        /// Indices into the side tables, -1 for none: the windows of levels with their own,
+        /// the calendar window, the thresholds in force of a rule with a schedule, and the
+        /// label of the calendar window judged last.
+        var extra: Int32 = -1
+        var calendar: Int32 = -1
+        var inForce: Int32 = -1
+        var label: Int32 = -1
         var level: AlertLevel?
         var since: Timestamp?
         /// Per level (raw value - 1): since when its raise condition holds; .min: not holding.
@@ -46,8 +42,15 @@ public final class RuleEngine {
         var nextWake: Int64 = .max
 
         var isIdle: Bool { level == nil && pending == SIMD4(repeating: .min) }
-        var hasData: Bool { calendar?.isOpen ?? windows.contains { !$0.isEmpty } }
     }
+
+    /// Compiled rules, one per (rule, override), shared by their states.
+    var plans: [RulePlan] = []
+    private var planIndex: [Int: Int32] = [:]
+    var extras: [ExtraWindows] = []
+    var calendars: [CalendarWindow] = []
+    var inForce: [InForce] = []
+    var labels: [String] = []
 
     var states: [State] = []
     private var bySeries: [SeriesKey: [Int]] = [:]
@@ -61,38 +64,52 @@ public final class RuleEngine {
     /// What the calendar windows did, for the pipeline's stats.
     public internal(set) var stats = RuleEngineStats()
 
-    /// Works out when state `i` next needs a look and queues it.
+    /// Whether a state's windows hold anything.
+    func hasData(_ i: Int) -> Bool {
+        if states[i].calendar >= 0 { return calendars[Int(states[i].calendar)].isOpen }
+        let e = Int(states[i].extra)
+        return !states[i].window.isEmpty || (e >= 0 && extras[e].windows.contains { !$0.isEmpty })
+    }
+
+    /// Works out when state `i` next needs a look and queues it. (It reads the state's
+    /// fields in place: a copy of the state would cost a reference count per array in it.)
     func schedule(_ i: Int) {
-        let s = states[i]
+        let p = plans[Int(states[i].plan)]
         var next = Int64.max
-        switch s.kind {
-        case .threshold(let spec):
-            if let c = s.calendar {
-                if c.isOpen { next = c.end }
-                break
+        let level = states[i].level
+        if p.isStale {
+            if level == nil, let seen = states[i].lastSeen { next = seen.micros + p.staleAfter }
+        } else if states[i].calendar >= 0 {
+            let c = Int(states[i].calendar)
+            if calendars[c].isOpen { next = calendars[c].end }
+        } else {
+            if let e = states[i].window.nextExpiry { next = e }
+            let e = Int(states[i].extra)
+            if e >= 0 {
+                for w in extras[e].windows.indices { if let x = extras[e].windows[w].nextExpiry { next = Swift.min(next, x) } }
             }
-            for w in s.windows { if let e = w.nextExpiry { next = Swift.min(next, e) } }
-            let levels = spec.schedule == nil ? spec.thresholds.levels : (s.inForce?.levels ?? [])
+            let f = Int(states[i].inForce)
+            let levels = p.scheduled ? (inForce[f].thresholds?.levels ?? []) : p.levels
+            let pending = states[i].pending
+            let absent = states[i].absent
             for (lvl, _) in levels {
                 let k = lvl.rawValue - 1
-                if s.pending[k] != .min && (s.level.map { lvl > $0 } ?? true) {
-                    next = Swift.min(next, s.pending[k] + spec.holdFor.micros)
+                if pending[k] != .min && (level.map { lvl > $0 } ?? true) {
+                    next = Swift.min(next, pending[k] + p.hold)
                 }
-                if s.absent[k] != .min, let current = s.level, lvl <= current {
-                    next = Swift.min(next, s.absent[k] + spec.clearFor.micros)
+                if absent[k] != .min, let current = level, lvl <= current {
+                    next = Swift.min(next, absent[k] + p.clear)
                 }
             }
             // New thresholds (22:00, a new phase) judge what the windows hold then.
-            if spec.schedule != nil, s.inForceFrom != .max, s.level != nil || s.hasData {
-                next = Swift.min(next, s.inForceUntil)
+            if p.scheduled, inForce[f].from != .max, level != nil || hasData(i) {
+                next = Swift.min(next, inForce[f].until)
             }
-        case .stale(let after, _):
-            if s.level == nil, let seen = s.lastSeen { next = seen.micros + after.micros }
         }
         // Only an earlier wake needs a new entry: a queued earlier one fires anyway, and the
         // tick then looks at the state and schedules it again. So the heap holds about one
         // entry per state, not one per reading that moved a window.
-        if next < s.nextWake {
+        if next < states[i].nextWake {
             states[i].nextWake = next
             wakes.push(next, i)
         }
@@ -119,9 +136,31 @@ public final class RuleEngine {
         var out: [Int] = []
         let levels = series.levels
         for (ri, rule) in rules.enumerated() where rule.match.matches(levels: levels) {
-            let kind = rule.resolved(for: series)
-            var st = State(rule: ri, series: series, kind: kind)
-            if case .threshold(let spec) = kind { Self.makeWindows(&st, spec) }
+            let o = rule.overrides.firstIndex { $0.match.matches(levels: levels) } ?? -1
+            let key = ri * 4096 + o + 1
+            let pi: Int32
+            if let known = planIndex[key] {
+                pi = known
+            } else {
+                plans.append(RulePlan(kind: rule.resolved(for: series), zone: rule.zone))
+                pi = Int32(plans.count - 1)
+                planIndex[key] = pi
+            }
+            let p = plans[Int(pi)]
+            var st = State(rule: ri, plan: pi, series: series, window: SlidingWindow(window: p.calendar ? .zero : p.spec.window, energy: p.stat == .leq))
+            if !p.isStale {
+                if p.calendar {
+                    calendars.append(CalendarWindow(length: p.spec.window, stat: p.stat, coverage: p.spec.coverage))
+                    st.calendar = Int32(calendars.count - 1)
+                } else if !p.extraWindows.isEmpty {
+                    extras.append(ExtraWindows(windows: p.extraWindows.map { SlidingWindow(window: $0, energy: p.stat == .leq) }))
+                    st.extra = Int32(extras.count - 1)
+                }
+                if p.scheduled {
+                    inForce.append(InForce())
+                    st.inForce = Int32(inForce.count - 1)
+                }
+            }
             states.append(st)
             let idx = states.count - 1
             byKey[Self.key(rule.id, series)] = idx
@@ -129,25 +168,6 @@ public final class RuleEngine {
         }
         bySeries[series] = out
         return out
-    }
-
-    /// A calendar window, or one sliding window per distinct length among the levels.
-    static func makeWindows(_ st: inout State, _ spec: ThresholdSpec) {
-        if spec.align == .calendar {
-            st.calendar = CalendarWindow(length: spec.window, stat: spec.stat, coverage: spec.coverage)
-            return
-        }
-        var lengths = [spec.window]
-        for lvl in AlertLevel.allCases {
-            let w = spec.window(of: lvl)
-            if let k = lengths.firstIndex(of: w) {
-                st.levelWindow[lvl.rawValue - 1] = Int32(k)
-            } else {
-                lengths.append(w)
-                st.levelWindow[lvl.rawValue - 1] = Int32(lengths.count - 1)
-            }
-        }
-        st.windows = lengths.map { SlidingWindow(window: $0, energy: spec.stat == .leq) }
     }
 
     static func key(_ rule: String, _ series: SeriesKey) -> String { rule + "\u{0}" + series.path }
@@ -175,23 +195,26 @@ public final class RuleEngine {
     private func ingest(_ r: Reading, bindings: [Int], now: Timestamp, into out: inout [AlertTransition]) {
         for i in bindings {
             if let u = r.unit { states[i].unit = u }
-            switch states[i].kind {
-            case .threshold(let spec):
-                if states[i].calendar != nil {
-                    addToCalendar(i, spec, r, now: now, into: &out)
-                } else {
-                    let edge = max(now, r.timestamp)
-                    for w in states[i].windows.indices {
-                        states[i].windows[w].add(r.value, at: r.timestamp)
-                        states[i].windows[w].expire(now: edge)
-                    }
-                    evaluate(i, spec, now: now, into: &out)
-                }
-            case .stale:
+            let p = plans[Int(states[i].plan)]
+            if p.isStale {
                 if states[i].lastSeen.map({ r.timestamp > $0 }) ?? true { states[i].lastSeen = r.timestamp }
                 if let level = states[i].level {
                     resolveStale(i, level, now: now, into: &out)
                 }
+            } else if p.calendar {
+                addToCalendar(i, p, r, now: now, into: &out)
+            } else {
+                let edge = max(now, r.timestamp)
+                states[i].window.add(r.value, at: r.timestamp)
+                states[i].window.expire(now: edge)
+                let e = Int(states[i].extra)
+                if e >= 0 {
+                    for w in extras[e].windows.indices {
+                        extras[e].windows[w].add(r.value, at: r.timestamp)
+                        extras[e].windows[w].expire(now: edge)
+                    }
+                }
+                evaluate(i, p, now: now, into: &out)
             }
             schedule(i)
         }
@@ -199,16 +222,17 @@ public final class RuleEngine {
 
     /// A reading into a calendar window: one past the open window closes it (judged now);
     /// one from a window already judged comes too late and is counted.
-    private func addToCalendar(_ i: Int, _ spec: ThresholdSpec, _ r: Reading, now: Timestamp, into out: inout [AlertTransition]) {
+    private func addToCalendar(_ i: Int, _ p: RulePlan, _ r: Reading, now: Timestamp, into out: inout [AlertTransition]) {
+        let c = Int(states[i].calendar)
         let t = r.timestamp.micros
-        if states[i].calendar!.isOpen, t >= states[i].calendar!.end { closeCalendar(i, spec, now: now, into: &out) }
-        if t < states[i].calendar!.judgedUntil {
+        if calendars[c].isOpen, t >= calendars[c].end { closeCalendar(i, p, now: now, into: &out) }
+        if t < calendars[c].judgedUntil {
             stats.calendarLate += 1
             return
         }
-        if !states[i].calendar!.isOpen { states[i].calendar!.open(at: r.timestamp, zone: rules[states[i].rule].zone) }
-        if states[i].calendar!.holds(t) {
-            states[i].calendar!.add(r.value, at: t)
+        if !calendars[c].isOpen { calendars[c].open(at: r.timestamp, zone: p.zone) }
+        if calendars[c].holds(t) {
+            calendars[c].add(r.value, at: t)
         } else {
             stats.calendarLate += 1
         }
@@ -220,18 +244,19 @@ public final class RuleEngine {
     public func replay(_ r: Reading) {
         for i in bindings(for: r.series) {
             if let u = r.unit { states[i].unit = u }
-            switch states[i].kind {
-            case .threshold:
-                if states[i].calendar != nil {
-                    let t = r.timestamp.micros
-                    if states[i].calendar!.isOpen, t >= states[i].calendar!.end { states[i].calendar!.discard() }
-                    if !states[i].calendar!.isOpen { states[i].calendar!.open(at: r.timestamp, zone: rules[states[i].rule].zone) }
-                    if states[i].calendar!.holds(t) { states[i].calendar!.add(r.value, at: t) }
-                } else {
-                    for w in states[i].windows.indices { states[i].windows[w].add(r.value, at: r.timestamp) }
-                }
-            case .stale:
+            let p = plans[Int(states[i].plan)]
+            if p.isStale {
                 if states[i].lastSeen.map({ r.timestamp > $0 }) ?? true { states[i].lastSeen = r.timestamp }
+            } else if p.calendar {
+                let c = Int(states[i].calendar)
+                let t = r.timestamp.micros
+                if calendars[c].isOpen, t >= calendars[c].end { calendars[c].discard() }
+                if !calendars[c].isOpen { calendars[c].open(at: r.timestamp, zone: p.zone) }
+                if calendars[c].holds(t) { calendars[c].add(r.value, at: t) }
+            } else {
+                states[i].window.add(r.value, at: r.timestamp)
+                let e = Int(states[i].extra)
+                if e >= 0 { for w in extras[e].windows.indices { extras[e].windows[w].add(r.value, at: r.timestamp) } }
             }
             schedule(i)
         }
@@ -240,7 +265,7 @@ public final class RuleEngine {
     /// Tells the stale rules about a series seen before (and possibly silent since).
     public func knowSeries(_ series: SeriesKey, lastSeen: Timestamp) {
         for i in bindings(for: series) {
-            if case .stale = states[i].kind, states[i].lastSeen.map({ lastSeen > $0 }) ?? true {
+            if plans[Int(states[i].plan)].isStale, states[i].lastSeen.map({ lastSeen > $0 }) ?? true {
                 states[i].lastSeen = lastSeen
                 schedule(i)
             }
@@ -256,18 +281,19 @@ public final class RuleEngine {
             wakes.pop()
             guard states[i].nextWake == due else { continue }  // moved since it was queued
             states[i].nextWake = .max
-            switch states[i].kind {
-            case .threshold(let spec):
-                if let c = states[i].calendar {
-                    if c.isOpen && c.end <= t { closeCalendar(i, spec, now: now, into: &out) }
-                } else {
-                    for w in states[i].windows.indices { states[i].windows[w].expire(now: now) }
-                    evaluate(i, spec, now: now, into: &out)
+            let p = plans[Int(states[i].plan)]
+            if p.isStale {
+                if states[i].level == nil, let seen = states[i].lastSeen, t - seen.micros >= p.staleAfter {
+                    raiseStale(i, after: TimeSpan(micros: p.staleAfter), level: p.staleLevel, silent: t - seen.micros, now: now, into: &out)
                 }
-            case .stale(let after, let level):
-                if states[i].level == nil, let seen = states[i].lastSeen, t - seen.micros >= after.micros {
-                    raiseStale(i, after: after, level: level, silent: t - seen.micros, now: now, into: &out)
-                }
+            } else if states[i].calendar >= 0 {
+                let c = calendars[Int(states[i].calendar)]
+                if c.isOpen && c.end <= t { closeCalendar(i, p, now: now, into: &out) }
+            } else {
+                states[i].window.expire(now: now)
+                let e = Int(states[i].extra)
+                if e >= 0 { for w in extras[e].windows.indices { extras[e].windows[w].expire(now: now) } }
+                evaluate(i, p, now: now, into: &out)
             }
             schedule(i)
             // What falls due now was handled now: never again in this tick.
