@@ -104,6 +104,27 @@ struct RuleScheduleFileTests {
         #expect(spec(rules[1], "energy/s/f/frequency").thresholds.levels.map(\.1) == [49.8, 49])
     }
 
+    /// An override of a rule with level windows keeps them, and may not change them.
+    @Test func overridesKeepTheLevelWindows() throws {
+        let text = """
+            rules:
+              - id: rainstorm
+                match: water/+/+/rainfall
+                stat: sum
+                op: ">="
+                levels: { blue: { value: 50, window: 12h }, orange: { value: 50, window: 3h } }
+                overrides:
+                  - match: water/mountain/+/rainfall
+                    levels: { blue: 40, orange: 40 }
+            """
+        let r = try load(text)
+        let s = spec(r[0], "water/mountain/r/rainfall")
+        #expect(s.thresholds.levels.map(\.1) == [40, 40] && s.levelWindows == [.blue: .hours(12), .orange: .hours(3)])
+        #expect(diagnostics(text.replacingOccurrences(of: "blue: 40,", with: "blue: { value: 40, window: 6h },")) == [
+            "9:34: rule rainstorm: override water/mountain/+/rainfall: level blue has window 6h here but 12h elsewhere; a level keeps one window"
+        ])
+    }
+
     @Test func everyMistakeWithItsPlace() {
         let d = diagnostics("""
             rules:

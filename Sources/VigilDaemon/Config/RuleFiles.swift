@@ -231,11 +231,11 @@ public enum RuleFiles {
         } else {
             return
         }
-        guard let schedule, let (t, s, windows) = materialize(schedule, nominal: ov.nominal ?? spec.nominal, op: spec.op, w, reader: &r)
+        // The override's levels keep the rule's windows (a different one is a mistake).
+        guard let schedule,
+            let (t, s, _) = materialize(
+                schedule, nominal: ov.nominal ?? spec.nominal, op: spec.op, inherited: spec.levelWindows, w, reader: &r)
         else { return }
-        if windows != spec.levelWindows {
-            r.error(om["levels"]?.value ?? om["match"]!.value, "\(w): levels keep the rule's windows")
-        }
         ov.thresholds = t
         ov.schedule = s
     }

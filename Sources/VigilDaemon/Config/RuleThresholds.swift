@@ -195,16 +195,17 @@ extension RuleFiles {
     /// Absolute thresholds: relative ones counted from `nominal`; each set checked against
     /// `op` (among the levels of one window), each level's window the same everywhere.
     static func materialize(
-        _ raw: RawSchedule, nominal: Double?, op: RuleOp, _ what: String, reader r: inout YAMLReader
+        _ raw: RawSchedule, nominal: Double?, op: RuleOp, inherited: [AlertLevel: TimeSpan] = [:], _ what: String,
+        reader r: inout YAMLReader
     ) -> (thresholds: Thresholds, schedule: ThresholdSchedule?, windows: [AlertLevel: TimeSpan])? {
         let errors = r.diagnostics.count
-        var windows: [AlertLevel: TimeSpan] = [:]
+        var windows = inherited
         var seen: [AlertLevel: RawLevel] = [:]
         for phase in raw.phases {
             for t in [phase.thresholds].compactMap({ $0 }) + phase.periods.map(\.thresholds) {
                 for l in t.levels {
                     guard let w = l.window else { continue }
-                    if let other = seen[l.level], let ow = other.window, ow != w {
+                    if let ow = seen[l.level]?.window ?? inherited[l.level], ow != w {
                         r.error(l.node, "\(what): level \(l.level) has window \(w) here but \(ow) elsewhere; a level keeps one window")
                     } else {
                         seen[l.level] = l
