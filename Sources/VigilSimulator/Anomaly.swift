@@ -20,11 +20,13 @@ public struct Anomaly: Sendable, Equatable, CustomStringConvertible {
         /// What it does, for `vigil simulate --help`.
         public var summary: String {
             switch self {
-            case .voltageSag: return "supply voltage drops about 20 % (energy)"
-            case .voltageSwell: return "supply voltage rises about 12 % (energy)"
-            case .frequencyExcursion: return "frequency moves to about 50.45 Hz (energy feeders)"
-            case .risingRiver: return "river stage climbs about 4 m (water gauges)"
-            case .heavyRain: return "a storm of 60 mm/h (water rain gauges, gauges, urban waterlogging)"
+            case .voltageSag: return "supply voltage drops about 20 % (energy meters and feeders)"
+            case .voltageSwell: return "supply voltage rises about 12 % (energy meters and feeders)"
+            case .frequencyExcursion:
+                return "the feeders targeted run islanded at about 50.45 Hz (default: the whole grid, whose frequency is one)"
+            case .risingRiver: return "a flood wave: the stage climbs up to 4 m at 2 m/h, and falls back at 1 m/h after (water gauges)"
+            case .heavyRain:
+                return "a storm of 60 mm/h (rain gauges, river catchments, roads: a road floods with what its drains cannot take)"
             case .smog: return "PM2.5 about five times its usual level (urban air)"
             case .silentSensor: return "the devices stop publishing"
             case .spike: return "the first metric reads ten times its value (noise: 45 dB(A) louder)"
@@ -88,12 +90,12 @@ public struct Anomaly: Sendable, Equatable, CustomStringConvertible {
         return t >= s && t < s.adding(duration)
     }
 
-    /// 0 outside the anomaly; inside, ramps up over its first fifth (at most 5 s; a rising
-    /// river over its first half), holds at 1 and stops at the end.
+    /// 0 outside the anomaly; inside, ramps up over its first fifth (at most 5 s), holds at 1
+    /// and stops at the end. (A rising river's flood wave moves at its own pace.)
     func strength(at t: Timestamp) -> Double {
         guard active(at: t) else { return 0 }
         let elapsed = Double(t.micros - origin.adding(start).micros) / 1e6
-        let ramp = kind == .risingRiver ? duration.seconds / 2 : min(5, duration.seconds / 5)
+        let ramp = min(5, duration.seconds / 5)
         return ramp <= 0 ? 1 : min(1, elapsed / ramp)
     }
 }

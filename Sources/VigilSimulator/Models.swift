@@ -66,12 +66,19 @@ public enum DeviceKind: String, Sendable, CaseIterable {
     /// The metrics and their units.
     public var metrics: [(String, String)] {
         switch self {
+        // A single-phase meter: phase-to-neutral voltage, 220 V.
         case .meter: return [("voltage", "V"), ("current", "A"), ("power", "kW"), ("energy", "kWh")]
-        case .feeder: return [("voltage", "V"), ("current", "A"), ("power", "kW"), ("frequency", "Hz")]
+        // A 10 kV feeder: phase-to-phase line voltage in kV, and the grid's frequency.
+        case .feeder: return [("line_voltage", "kV"), ("current", "A"), ("power", "kW"), ("frequency", "Hz")]
         case .gauge: return [("water_level", "m"), ("flow", "m3/s")]
-        case .rain: return [("rainfall", "mm")]
-        case .quality: return [("ph", "pH"), ("turbidity", "NTU"), ("dissolved_oxygen", "mg/L")]
-        case .air: return [("pm25", "ug/m3"), ("pm10", "ug/m3"), ("no2", "ug/m3")]
+        // A tipping-bucket gauge reporting its running total (SL 651-2014).
+        case .rain: return [("rainfall_total", "mm")]
+        case .quality:
+            return [
+                ("ph", "pH"), ("turbidity", "NTU"), ("dissolved_oxygen", "mg/L"), ("codmn", "mg/L"), ("cod", "mg/L"),
+                ("nh3_n", "mg/L"), ("tp", "mg/L"),
+            ]
+        case .air: return [("pm25", "ug/m3"), ("pm10", "ug/m3"), ("no2", "ug/m3"), ("o3", "ug/m3")]
         case .noise: return [("noise", "dBA")]
         case .waterlogging: return [("water_depth", "cm")]
         case .tilt: return [("tilt", "deg")]
@@ -89,35 +96,6 @@ public enum DeviceKind: String, Sendable, CaseIterable {
         case .air: return "aq"
         default: return rawValue
         }
-    }
-}
-
-/// Weather shared by the devices of one site: rain that comes in storms.
-struct SiteWeather: Sendable {
-    var raining = false
-    var intensity = 0.0  // mm per hour
-    var nextChange = 0.0
-    /// Rain that has reached the river, decaying: what lifts the stage.
-    var runoff = 0.0
-    var lastTime = 0.0
-
-    mutating func advance(to t: Double, _ rng: inout SeededRandom) {
-        if lastTime == 0 {
-            lastTime = t
-            nextChange = t + rng.uniform(600...3600)
-        }
-        let dt = max(0, t - lastTime)
-        lastTime = t
-        if t >= nextChange {
-            raining.toggle()
-            // Storms last 10 to 60 minutes; dry spells 1 to 6 hours.
-            nextChange = t + (raining ? rng.uniform(600...3600) : rng.uniform(3600...21600))
-            intensity = raining ? rng.uniform(2...25) : 0
-        }
-        if raining { intensity = max(0.5, intensity + rng.gaussian() * 2 * (dt / 60).squareRoot()) }
-        // The river answers rain with a lag of about an hour.
-        let k = exp(-dt / 3600)
-        runoff = runoff * k + (raining ? intensity : 0) * (1 - k)
     }
 }
 

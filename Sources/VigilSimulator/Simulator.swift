@@ -22,6 +22,10 @@ public struct SimulationOptions: Sendable {
     public var seed: UInt64 = 1
     /// Hours east of UTC of the gateway's local time, for daily cycles (China: 8).
     public var utcOffsetHours = 8.0
+    /// How many times faster than the clock the weather, the rivers and the roads run
+    /// (1: real time). A demo of a minute needs a flood of hours to happen in seconds;
+    /// readings keep the true time, and the electrical, air and noise shapes do too.
+    public var speedUp = 1.0
     public var anomalies: [Anomaly] = []
 
     public init() {}
@@ -39,6 +43,20 @@ struct SimDevice {
     var counter = 0.0
     var lastTime = 0.0
     var lastValues: [Double] = []
+    /// A flood wave's share of the river stage (rising-river), m.
+    var flood = 0.0
+    /// Rain in the tipping bucket that has not tipped yet, mm.
+    var bucket = 0.0
+    /// Until when a night-time truck passes the noise sensor.
+    var burstUntil = 0.0
+    var burstLevel = 0.0
+}
+
+/// A dust episode at a site: coarse dust for hours, about once a month.
+struct DustEpisode: Sendable {
+    var start = 0.0
+    var end = 0.0
+    var factor = 1.0
 }
 
 /// One message to publish.
@@ -48,10 +66,13 @@ public struct SimulatedMessage: Sendable {
     public var readings: Int
 }
 
-/// Realistic streams for the three networks: daily load curves with noise for feeder
-/// voltage, current and power, frequency around 50 Hz; river stage that follows rainfall
-/// with a lag, rain in storms, pH, turbidity and dissolved oxygen; PM2.5, PM10 and NO2 with
-/// a daily cycle, road noise by day and night, waterlogging in storms, structural tilt.
+/// Realistic streams for the three networks: single-phase meters at 220 V and 10 kV feeders
+/// carrying megawatts on daily load curves, one grid frequency around 50 Hz; rain as events
+/// (mostly light, now and then a storm) counted by tipping buckets into running totals, river
+/// stages that answer rain over hours, pH, turbidity, dissolved oxygen and the nutrients;
+/// PM2.5, PM10, NO2 and O3 with their own daily shapes, haze over days and dust now and
+/// then, road noise by day and night (nights over the limit, trucks), roads that flood when
+/// the rain is more than the drains take, structural tilt.
 ///
 /// Deterministic for a seed and a sequence of times. Each message carries a sequence number
 /// and its send time (except in the `number` format, which has no room for them).
@@ -59,6 +80,14 @@ public struct Simulator {
     public private(set) var options: SimulationOptions
     var devices: [SimDevice] = []
     var weather: [String: SiteWeather] = [:]
+    /// The grid's frequency, one for the whole network, and when it was last moved.
+    var grid = Wander(sigma: 0.03, tau: 60)
+    var gridTime = 0.0
+    /// Haze over days, per site (a factor on the pollutants), and when it was last moved.
+    var haze: [String: (Wander, Double)] = [:]
+    var dust: [String: DustEpisode] = [:]
+    /// Where the hydrological clock starts (the first time seen).
+    var origin: Double?
     var rng: SeededRandom
     /// Next device (or, in the number format, device and metric) to publish.
     var cursor = 0
@@ -68,6 +97,13 @@ public struct Simulator {
     /// Sets the anomalies' clock: their start times count from `origin`.
     public mutating func begin(at origin: Timestamp) {
         for i in options.anomalies.indices { options.anomalies[i].origin = origin }
+        self.origin = origin.seconds
+    }
+
+    /// The hydrological clock at wall-clock second `t`.
+    func hydroTime(_ t: Double) -> Double {
+        let o = origin ?? t
+        return o + (t - o) * options.speedUp
     }
 
     public init(options: SimulationOptions) {
@@ -87,18 +123,22 @@ public struct Simulator {
                     var counter = 0.0
                     switch kind {
                     case .meter:
+                        // A household or a shop: 2 to 8 kW at its peak.
                         sigmas = [(0.6, 120), (0.05, 600), (0, 1), (0, 1)]
-                        rated = rng.uniform(5...15)
+                        rated = rng.uniform(2...8)
                         counter = rng.uniform(1_000...50_000).rounded()  // a meter in service for years
                     case .feeder:
-                        sigmas = [(0.8, 120), (0.05, 900), (0, 1), (0.02, 30)]
-                        rated = rng.uniform(800...2500)
+                        // A 10 kV feeder of 2 to 6 MW: 100 to 400 A.
+                        sigmas = [(0.02, 120), (0.05, 900), (0, 1), (0.002, 5)]
+                        rated = rng.uniform(2_000...6_000)
                     case .gauge:
                         sigmas = [(0.02, 900), (0.5, 300)]
                         base = rng.uniform(2.0...3.2)
-                    case .rain: sigmas = [(0, 1)]
-                    case .quality: sigmas = [(0.05, 1800), (0.8, 900), (0.15, 1200)]
-                    case .air: sigmas = [(8, 1800), (5, 900), (5, 900)]
+                    case .rain:
+                        sigmas = [(0, 1)]
+                        counter = (rng.uniform(0...2_000) * 2).rounded() / 2  // the total since the gauge was set
+                    case .quality: sigmas = [(0.05, 1800), (0.8, 900), (0.15, 1200), (0.3, 3600), (1.2, 3600), (0.05, 3600), (0.012, 3600)]
+                    case .air: sigmas = [(8, 1800), (5, 900), (5, 900), (8, 1800), (0.25, 172_800)]
                     case .noise: sigmas = [(2.5, 60)]
                     case .waterlogging: sigmas = [(0.3, 300)]
                     case .tilt:
@@ -186,16 +226,19 @@ public struct Simulator {
         let t = ts.seconds
         var d = devices[i]
         let dt = d.lastTime == 0 ? 1 : max(0.001, t - d.lastTime)
+        let dth = dt * options.speedUp
         d.lastTime = t
         let h = hourOfDay(t, offsetHours: options.utcOffsetHours)
         let key = "\(d.network)/\(d.site)"
+        let ht = hydroTime(t)
         var w = weather[key] ?? SiteWeather()
-        w.advance(to: t, &rng)
+        w.advance(to: ht, &rng)
         let heavyRain = anomalyStrength(.heavyRain, d, ts)
         if heavyRain > 0 {
             w.raining = true
+            w.level = max(w.level, 60 * heavyRain)
             w.intensity = max(w.intensity, 60 * heavyRain)
-            w.nextChange = max(w.nextChange, t + 60)
+            w.nextChange = max(w.nextChange, ht + 60)
         }
         weather[key] = w
         let n = d.wander.indices.map { d.wander[$0].step(dt: dt, &rng) }
@@ -204,43 +247,57 @@ public struct Simulator {
         case .meter, .feeder:
             let load = max(0.05, min(1.25, 0.25 + 0.3 * peak(h, at: 8, width: 2) + 0.55 * peak(h, at: 19.5, width: 2.5) + n[1]))
             let power = d.rated * load
-            var voltage = 220 * (1.03 - 0.05 * load) + n[0]
-            voltage *= 1 - 0.2 * anomalyStrength(.voltageSag, d, ts) + 0.12 * anomalyStrength(.voltageSwell, d, ts)
-            let current = power * 1000 / voltage
+            let supply = 1 - 0.2 * anomalyStrength(.voltageSag, d, ts) + 0.12 * anomalyStrength(.voltageSwell, d, ts)
             if d.kind == .meter {
+                let voltage = (220 * (1.03 - 0.05 * load) + n[0]) * supply
+                let current = power * 1000 / (voltage * 0.95)
                 d.counter += power * dt / 3600
                 if anomalyStrength(.counterReset, d, ts) > 0 && d.counter > 1 { d.counter = 0 }
                 values = [voltage, current, power, d.counter]
             } else {
-                let frequency = 50 + n[3] + 0.45 * anomalyStrength(.frequencyExcursion, d, ts)
-                values = [voltage, current, power, frequency]
+                // The substation's 10 kV bus, regulated a little above nominal, sagging with load.
+                let lineVoltage = (10.5 - 0.3 * load + n[0]) * supply
+                let current = power / (3.0.squareRoot() * lineVoltage * 0.95)
+                values = [lineVoltage, current, power, gridFrequency(t) + n[3] + 0.45 * anomalyStrength(.frequencyExcursion, d, ts)]
             }
         case .gauge:
-            let rising = anomalyStrength(.risingRiver, d, ts)
-            let level = d.base + 0.12 * w.runoff + n[0] + 4.0 * rising
+            // A flood wave from upstream climbs at most 2 m an hour, falls at 1 m an hour.
+            let target = anomalyStrength(.risingRiver, d, ts) > 0 ? 4.0 : 0
+            d.flood = target > d.flood ? min(target, d.flood + 2 * dth / 3600) : max(target, d.flood - dth / 3600)
+            let level = d.base + w.riverRise + n[0] + d.flood
             let flow = max(0.1, 8 + 35 * pow(max(0, level - d.base + 0.3), 1.5) + n[1])
             values = [level, flow]
         case .rain:
-            values = [max(0, w.intensity * dt / 3600)]
+            d.bucket += w.intensity * dth / 3600
+            while d.bucket >= 0.5 {  // a 0.5 mm tipping bucket
+                d.bucket -= 0.5
+                d.counter += 0.5
+            }
+            values = [d.counter]
         case .quality:
+            let c = w.catchment  // runoff brings silt, organic matter and nutrients
             let ph = 7.4 + 0.25 * sin((h - 9) / 24 * 2 * .pi) + n[0]
-            let turbidity = max(0.2, 4 + 1.5 * w.runoff + n[1])
-            let oxygen = max(0, 7.2 + 1.4 * peak(h, at: 15, width: 4) - 1.1 * peak(h, at: 5, width: 3) + n[2])
-            values = [ph, turbidity, oxygen]
+            let turbidity = max(0.2, 4 + 0.3 * c + n[1])
+            let oxygen = max(0, 7.2 + 1.4 * peak(h, at: 15, width: 4) - 1.1 * peak(h, at: 5, width: 3) - 0.02 * c + n[2])
+            values = [
+                ph, turbidity, oxygen, max(0.5, 3.2 + 0.04 * c + n[3]), max(2, 13 + 0.15 * c + n[4]),
+                max(0.02, 0.35 + 0.005 * c + n[5]), max(0.005, 0.08 + 0.002 * c + n[6]),
+            ]
         case .air:
-            let smog = 1 + 4 * anomalyStrength(.smog, d, ts)
-            let pm25 = max(3, (28 + 22 * peak(h, at: 8, width: 2) + 30 * peak(h, at: 20, width: 3) + n[0]) * smog)
-            let pm10 = max(5, pm25 * 1.7 + n[1])
-            let no2 = max(2, 22 + 28 * peak(h, at: 8, width: 1.5) + 24 * peak(h, at: 18, width: 2) + n[2])
-            values = [pm25, pm10, no2]
+            values = air(&d, site: key, t: t, h: h, n: n, ts: ts)
         case .noise:
             let day = 1 / (1 + exp(-(h - 6) * 2)) - 1 / (1 + exp(-(h - 22) * 2))
-            values = [49 + 15 * day + n[0]]
+            // Night traffic keeps a trunk road near 57 dB(A), over class 4a's 55; now and
+            // then a truck passes.
+            if day < 0.5, t >= d.burstUntil, rng.uniform(0...1) < dt / 900 {
+                d.burstUntil = t + rng.uniform(3...8)
+                d.burstLevel = rng.uniform(12...20)
+            }
+            values = [57 + 10 * day + n[0] + (t < d.burstUntil ? d.burstLevel : 0)]
         case .waterlogging:
             let previous = d.lastValues.first ?? 0
-            let inflow = max(0, w.intensity - 12) * 0.6
-            let depth = max(0, previous * exp(-dt / 1800) + inflow * dt / 60 + (previous > 0 ? n[0] * 0.1 : 0))
-            values = [min(depth, 80)]
+            let depth = w.roadDepth(previous, dt: dth)
+            values = [min(depth > 0 ? max(0, depth + n[0] * 0.05) : 0, 80)]
         case .tilt:
             values = [d.base + n[0]]
         }
@@ -252,6 +309,48 @@ public struct Simulator {
         devices[i] = d
     }
 
+    /// The grid's frequency at `t`: one for every feeder of the network.
+    mutating func gridFrequency(_ t: Double) -> Double {
+        if t > gridTime {
+            _ = grid.step(dt: gridTime == 0 ? 1 : t - gridTime, &rng)
+            gridTime = t
+        }
+        return 50 + grid.value
+    }
+
+    /// PM2.5, PM10, NO2 and O3. Haze builds and clears over days (a factor on the fine
+    /// particles and NO2); PM10 adds coarse dust from traffic and building sites by day,
+    /// and dust episodes of hours; O3 follows the sun, peaking in the afternoon, less where
+    /// traffic's NO titrates it in the morning rush.
+    mutating func air(_ d: inout SimDevice, site: String, t: Double, h: Double, n: [Double], ts: Timestamp) -> [Double] {
+        var (hz, last) = haze[site] ?? (Wander(sigma: 0.45, tau: 3 * 86_400), 0)
+        if t > last {
+            _ = hz.step(dt: last == 0 ? 1 : t - last, &rng)
+            last = t
+        }
+        self.haze[site] = (hz, last)
+        let haze = exp(hz.value)
+        var ep = dust[site] ?? DustEpisode(start: t + -log(max(1e-9, rng.uniform(0...1))) * 30 * 86_400, end: 0, factor: 1)
+        if t >= ep.start && ep.end == 0 {
+            ep.end = t + rng.uniform(6...18) * 3600
+            ep.factor = rng.uniform(4...8)
+        }
+        if ep.end != 0 && t >= ep.end {
+            ep = DustEpisode(start: t + -log(max(1e-9, rng.uniform(0...1))) * 30 * 86_400, end: 0, factor: 1)
+        }
+        dust[site] = ep
+        let dustFactor = ep.end != 0 ? ep.factor : 1
+        let smog = 1 + 4 * anomalyStrength(.smog, d, ts)
+        let pm25 = max(3, (22 + 18 * peak(h, at: 8, width: 2) + 25 * peak(h, at: 20, width: 3) + n[0]) * haze * smog)
+            * (1 + 0.12 * (dustFactor - 1))
+        let coarse = max(3, 18 + 22 * peak(h, at: 10, width: 3) + n[1])
+        let pm10 = pm25 * 1.1 + coarse * dustFactor
+        let no2 = max(2, (22 + 28 * peak(h, at: 8, width: 1.5) + 24 * peak(h, at: 18, width: 2) + n[2]) * haze.squareRoot())
+        let sun = h > 7 && h < 20 ? pow(sin(.pi * (h - 7) / 13), 1.3) : 0
+        let o3 = max(4, 18 + 120 * sun * exp(n[4]) - 15 * peak(h, at: 8, width: 1.5) + n[3])
+        return [pm25, pm10, no2, o3]
+    }
+
     /// How strongly an anomaly of `kind` acts on a device at `t` (0: not at all, ramping to 1).
     func anomalyStrength(_ kind: Anomaly.Kind, _ d: SimDevice, _ t: Timestamp) -> Double {
         var s = 0.0
@@ -259,50 +358,5 @@ public struct Simulator {
             s = max(s, a.strength(at: t))
         }
         return s
-    }
-
-    // MARK: Payloads
-
-    static func number(_ v: Double) -> String {
-        let r = (v * 1000).rounded() / 1000
-        if r == r.rounded(), abs(r) < 1e15 { return String(Int64(r)) }
-        return "\(r)"
-    }
-
-    func numberMessage(_ i: Int, metric m: Int) -> SimulatedMessage {
-        let d = devices[i]
-        let (metric, _) = d.kind.metrics[m]
-        return SimulatedMessage(
-            topic: "\(Self.topicPrefix(d.network))/\(d.site)/\(d.name)/\(metric)",
-            payload: Array(Self.number(d.lastValues[m]).utf8), readings: 1)
-    }
-
-    func jsonMessage(_ i: Int, _ t: Timestamp) -> SimulatedMessage {
-        let d = devices[i]
-        var s = "{\"ts\":\(t.secondsString),\"seq\":\(sequence)"
-        for (k, (metric, _)) in d.kind.metrics.enumerated() {
-            s += ",\"\(metric)\":\(Self.number(d.lastValues[k]))"
-        }
-        s += "}"
-        return SimulatedMessage(
-            topic: "\(Self.topicPrefix(d.network))/\(d.site)/\(d.name)", payload: Array(s.utf8),
-            readings: d.kind.metrics.count)
-    }
-
-    func senmlMessage(_ i: Int, _ t: Timestamp) -> SimulatedMessage {
-        let d = devices[i]
-        var s = "["
-        for (k, (metric, unit)) in d.kind.metrics.enumerated() {
-            if k == 0 {
-                s += "{\"bn\":\"urn:dev:\(d.name):\",\"bt\":\(t.secondsString),\"seq\":\(sequence),"
-            } else {
-                s += ",{"
-            }
-            s += "\"n\":\"\(metric)\",\"u\":\"\(unit)\",\"v\":\(Self.number(d.lastValues[k]))}"
-        }
-        s += "]"
-        return SimulatedMessage(
-            topic: "\(Self.topicPrefix(d.network))/\(d.site)/\(d.name)/senml", payload: Array(s.utf8),
-            readings: d.kind.metrics.count)
     }
 }

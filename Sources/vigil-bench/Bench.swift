@@ -17,9 +17,18 @@ import VigilTestSupport
 struct Bench {
     static func main() throws {
         let args = CommandLine.arguments.dropFirst()
-        if let bad = args.first(where: { $0 != "--quick" && $0 != "--no-docs" }) {
-            print("usage: vigil-bench [--quick] [--no-docs]  (unknown: \(bad))")
+        if let bad = args.first(where: { $0 != "--quick" && $0 != "--no-docs" && $0 != "--rules" }) {
+            print("usage: vigil-bench [--quick] [--no-docs] [--rules]  (unknown: \(bad))")
             exit(2)
+        }
+        // The rule engine alone, in process (no broker): `vigil-bench --rules`.
+        if args.contains("--rules") {
+            let engine = RuleBench.run(readings: args.contains("--quick") ? 500_000 : 2_000_000)
+            print(
+                String(
+                    format: "rule engine: %d rules over %d series: %.2f us per reading (%.1f rules per reading)", engine.rules, engine.series,
+                    engine.microsPerReading, engine.rulesPerReading))
+            exit(0)
         }
         let quick = args.contains("--quick")
         let docs = !quick && !args.contains("--no-docs")

@@ -6,7 +6,9 @@ import VigilCore
 /// Series: energy/site-K/meter-J/METRIC for 100 sites, 20 meters, 5 metrics. Rules:
 /// 500 per site and metric (`energy/site-K/+/voltage`: one per series), 400 per meter and
 /// metric (80 meters), 15 metric-wide (3 per metric) and 85 stale rules per site, with
-/// stats and windows mixed: about 5.8 rules watch each reading. Timed in steady state,
+/// stats and windows mixed (last, sliding mean, max, sum, rate and Leq; calendar daily
+/// means with their coverage; calendar hourly Leq with day and night periods; a sliding
+/// mean with effective dates): about 5.8 rules watch each reading. Timed in steady state,
 /// with every window full.
 enum RuleBench {
     struct Result {
@@ -20,15 +22,33 @@ enum RuleBench {
 
     static func rules() -> [Rule] {
         var out: [Rule] = []
-        let stats: [(RuleStat, TimeSpan)] = [(.last, .zero), (.mean, .minutes(1)), (.max, .minutes(10)), (.sum, .minutes(5)), (.rate, .minutes(10))]
+        let levels = Thresholds([.yellow: 1e6, .orange: 2e6, .red: 3e6])
+        let dayNight = ThresholdSchedule(phases: [
+            .init(
+                from: nil, thresholds: nil,
+                periods: [
+                    .init(name: "day", from: 360, to: 1320, thresholds: levels),
+                    .init(name: "night", from: 1320, to: 360, thresholds: Thresholds([.yellow: 5e5, .orange: 1e6])),
+                ])
+        ])
+        let phased = ThresholdSchedule(phases: [
+            .init(from: nil, thresholds: levels), .init(from: LocalDate(parsing: "2031-01-01"), thresholds: Thresholds([.yellow: 5e5])),
+        ])
+        let kinds: [(RuleStat, TimeSpan, WindowAlign, ThresholdSchedule?)] = [
+            (.last, .zero, .sliding, nil), (.mean, .minutes(1), .sliding, nil), (.max, .minutes(10), .sliding, nil),
+            (.sum, .minutes(5), .sliding, nil), (.rate, .minutes(10), .sliding, nil), (.leq, .minutes(10), .sliding, nil),
+            (.mean, .days(1), .calendar, nil), (.leq, .hours(1), .calendar, dayNight), (.mean, .minutes(5), .sliding, phased),
+        ]
         func threshold(_ id: String, _ match: String, _ k: Int) -> Rule {
-            let (stat, window) = stats[k % stats.count]
+            let (stat, window, align, schedule) = kinds[k % kinds.count]
+            let calendar = align == .calendar
             return Rule(
                 id: id, match: try! TopicFilter(match),
                 kind: .threshold(
                     ThresholdSpec(
-                        stat: stat, window: window, op: .gt, thresholds: Thresholds([.yellow: 1e6, .orange: 2e6, .red: 3e6]),
-                        hysteresis: 1, holdFor: .seconds(10), clearFor: .seconds(30))))
+                        stat: stat, window: window, op: .gt, thresholds: levels, hysteresis: 1,
+                        holdFor: calendar ? .zero : .seconds(10), clearFor: calendar ? .zero : .seconds(30), schedule: schedule,
+                        align: align, coverage: calendar ? Coverage(minimum: window == .days(1) ? .hours(20) : .minutes(45)) : nil)))
         }
         for site in 0..<100 {
             for (m, metric) in metrics.enumerated() { out.append(threshold("site-\(site)-\(metric)", "energy/site-\(site)/+/\(metric)", site + m)) }
@@ -55,7 +75,8 @@ enum RuleBench {
             }
         }
         var out: [AlertTransition] = []
-        let t0 = Timestamp(seconds: 1_800_000_000)
+        // 16:40 in China: the calendar hours close at 17:00, in the timed part.
+        let t0 = Timestamp(seconds: 1_800_002_400)
         // Warm up: every series seen once (states created), as after the first seconds of running.
         for (i, s) in series.enumerated() {
             engine.ingest(Reading(series: s, value: Double(i % 100), timestamp: t0), seriesID: Int64(i), now: t0, into: &out)

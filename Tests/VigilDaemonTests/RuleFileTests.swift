@@ -88,7 +88,7 @@ struct RuleFileTests {
             "r.yaml:5:13: rule a: levels must grow more extreme in the direction of op: orange (4.0) must be above yellow (5.0) for op >",
             "r.yaml:7:12: rule b: match: 'water/+/+' can never match a series, which is network/site/device/metric",
             "r.yaml:12:11: rule c: stat rate needs a window longer than 0s",
-            "r.yaml:15:14: rule c: message has unknown placeholder {colour}; known: {device} {level} {metric} {network} {rule} {series} {site} {threshold} {unit} {value}",
+            "r.yaml:15:14: rule c: message has unknown placeholder {colour}; known: {device} {level} {metric} {network} {nominal} {period} {rule} {series} {site} {threshold} {unit} {value} {window}",
             "r.yaml:16:9: rule id 'a' is already used at r.yaml:2",
             "r.yaml:21:9: rule d: op must be one of >, >=, <, <=, not '=>'",
             "r.yaml:24:5: unknown key 'fore' in a rule; did you mean 'for'?",
@@ -104,7 +104,7 @@ struct RuleFileTests {
                 levels: { yellow: 5 }
                 resolved_message: "{site} back to {colour}"
             """) == [
-            "r.yaml:6:23: rule a: resolved_message has unknown placeholder {colour}; known: {device} {level} {metric} {network} {rule} {series} {site} {threshold} {unit} {value}"
+            "r.yaml:6:23: rule a: resolved_message has unknown placeholder {colour}; known: {device} {level} {metric} {network} {nominal} {period} {rule} {series} {site} {threshold} {unit} {value} {window}"
         ])
         let dir = TemporaryDirectory()
         try """

@@ -21,15 +21,42 @@ public enum AlertLevel: Int, Sendable, Comparable, CaseIterable, CustomStringCon
     }
 }
 
-/// The statistic a rule compares with its thresholds, over its sliding window.
+/// The statistic a rule compares with its thresholds, over its window.
 public enum RuleStat: String, Sendable, CaseIterable {
     case last, mean, min, max, sum, count
     /// Change per hour between the first and last reading in the window.
     case rate
     /// Counter growth in the window; a drop is a counter reset, counted from zero.
     case increase
+    /// The equivalent continuous sound level of levels in dB: 10 log10(mean(10^(L/10))),
+    /// so 60 and 80 dB(A) give 77.
+    case leq
 
-    public var needsWindow: Bool { self == .rate || self == .increase }
+    public var needsWindow: Bool { self == .rate || self == .increase || self == .leq }
+}
+
+/// How a rule's window runs.
+public enum WindowAlign: String, Sendable, CaseIterable {
+    /// The last `window` before now, judged on every reading and tick.
+    case sliding
+    /// Local calendar windows (the day from local midnight, the hour), judged when they close.
+    case calendar
+}
+
+/// How much data a calendar window needs to give a value (GB 3095: 20 hours a day, each
+/// with 45 minutes of data).
+public struct Coverage: Sendable, Equatable {
+    /// Windows longer than an hour: how many of its hours must count; an hour or shorter:
+    /// how many of its minutes must hold a reading.
+    public var minimum: TimeSpan
+    /// Windows longer than an hour: how many minutes of an hour must hold a reading for the
+    /// hour to count (nil: one reading is enough).
+    public var perHour: TimeSpan?
+
+    public init(minimum: TimeSpan, perHour: TimeSpan? = nil) {
+        self.minimum = minimum
+        self.perHour = perHour
+    }
 }
 
 /// A comparison.
@@ -75,17 +102,20 @@ public struct Thresholds: Sendable, Equatable {
         levels = dict.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
+    public var isEmpty: Bool { levels.isEmpty }
+
     public static func == (a: Thresholds, b: Thresholds) -> Bool {
         a.levels.count == b.levels.count && zip(a.levels, b.levels).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
     }
 
     public func threshold(_ level: AlertLevel) -> Double? { levels.first { $0.0 == level }?.1 }
 
-    /// Why these thresholds do not grow more extreme in the direction of `op`, if they do not.
-    public func orderProblem(_ op: RuleOp) -> String? {
+    /// Why these thresholds do not grow more extreme in the direction of `op`, if they do
+    /// not. Only levels of the same window are compared (50 mm in 3 h is more than 50 mm in 12 h).
+    public func orderProblem(_ op: RuleOp, windows: [AlertLevel: TimeSpan] = [:]) -> String? {
         for i in levels.indices.dropFirst() {
-            let (pl, pv) = levels[i - 1]
             let (l, v) = levels[i]
+            guard let (pl, pv) = levels[..<i].last(where: { windows[$0.0] == windows[l] }) else { continue }
             if op.upward ? !(v > pv) : !(v < pv) {
                 return "\(l) (\(v)) must be \(op.upward ? "above" : "below") \(pl) (\(pv)) for op \(op.rawValue)"
             }
@@ -99,16 +129,28 @@ public struct ThresholdSpec: Sendable, Equatable {
     public var stat: RuleStat
     public var window: TimeSpan
     public var op: RuleOp
+    /// The levels when there is no schedule (a rule's `levels:`).
     public var thresholds: Thresholds
     public var hysteresis: Double
     /// How long a level's condition must hold before raising or escalating to it.
     public var holdFor: TimeSpan
     /// How long the condition must be gone before de-escalating or resolving.
     public var clearFor: TimeSpan
+    /// Thresholds by local hours and dates (`periods`, `effective`); nil: `thresholds` always.
+    public var schedule: ThresholdSchedule?
+    /// Levels with a window of their own (sliding windows only); the others use `window`.
+    public var levelWindows: [AlertLevel: TimeSpan]
+    public var align: WindowAlign
+    /// Calendar windows: the data they need to give a value.
+    public var coverage: Coverage?
+    /// The series' nominal value or baseline that relative thresholds were counted from.
+    public var nominal: Double?
 
     public init(
         stat: RuleStat, window: TimeSpan, op: RuleOp, thresholds: Thresholds, hysteresis: Double = 0,
-        holdFor: TimeSpan = .zero, clearFor: TimeSpan = .zero
+        holdFor: TimeSpan = .zero, clearFor: TimeSpan = .zero, schedule: ThresholdSchedule? = nil,
+        levelWindows: [AlertLevel: TimeSpan] = [:], align: WindowAlign = .sliding, coverage: Coverage? = nil,
+        nominal: Double? = nil
     ) {
         self.stat = stat
         self.window = window
@@ -117,13 +159,38 @@ public struct ThresholdSpec: Sendable, Equatable {
         self.hysteresis = hysteresis
         self.holdFor = holdFor
         self.clearFor = clearFor
+        self.schedule = schedule
+        self.levelWindows = levelWindows
+        self.align = align
+        self.coverage = coverage
+        self.nominal = nominal
+    }
+
+    /// The window of a level.
+    public func window(of level: AlertLevel) -> TimeSpan { levelWindows[level] ?? window }
+
+    /// The thresholds in force at a time, in a zone.
+    public func inForce(at t: Timestamp, zone: LocalTimeZone) -> ThresholdSchedule.InForce {
+        guard let schedule else { return ThresholdSchedule.InForce(thresholds: thresholds, period: nil, phaseFrom: nil, until: .max) }
+        return schedule.inForce(atLocal: zone.localSeconds(t))
+    }
+
+    /// How far back the windows reach: a calendar window may have begun up to its length
+    /// (and an hour, on a day of 25 hours) ago.
+    public var reach: TimeSpan {
+        let longest = max(window, levelWindows.values.max() ?? .zero)
+        return align == .calendar ? TimeSpan(micros: longest.micros + 3_600_000_000) : longest
     }
 }
 
-/// A rule's per-series variant: any field left nil keeps the rule's.
+/// A rule's per-series variant: any field left nil keeps the rule's. Thresholds (levels,
+/// periods, effective dates) are replaced together: an override that gives any of them
+/// gives the series' whole schedule.
 public struct RuleOverride: Sendable, Equatable {
     public var match: TopicFilter
     public var thresholds: Thresholds?
+    public var schedule: ThresholdSchedule?
+    public var nominal: Double?
     public var hysteresis: Double?
     public var holdFor: TimeSpan?
     public var clearFor: TimeSpan?
@@ -153,11 +220,16 @@ public struct Rule: Sendable, Equatable {
     /// Where the rule was written, for `vigil check --series`.
     public var file: String
     public var line: Int
+    /// The local time its periods, calendar windows and effective dates are read in (the
+    /// config's `timezone`).
+    public var zone: LocalTimeZone
 
     public init(
         id: String, description: String = "", match: TopicFilter, kind: Kind, message: String? = nil,
-        resolvedMessage: String? = nil, overrides: [RuleOverride] = [], file: String = "", line: Int = 0
+        resolvedMessage: String? = nil, overrides: [RuleOverride] = [], file: String = "", line: Int = 0,
+        zone: LocalTimeZone = .shanghai
     ) {
+        self.zone = zone
         self.id = id
         self.description = description
         self.match = match
@@ -174,7 +246,11 @@ public struct Rule: Sendable, Equatable {
         guard let o = overrides.first(where: { $0.match.matches(levels: series.levels) }) else { return kind }
         switch kind {
         case .threshold(var spec):
-            if let t = o.thresholds { spec.thresholds = t }
+            if o.thresholds != nil || o.schedule != nil {
+                spec.thresholds = o.thresholds ?? Thresholds([:])
+                spec.schedule = o.schedule
+            }
+            if let n = o.nominal { spec.nominal = n }
             if let h = o.hysteresis { spec.hysteresis = h }
             if let f = o.holdFor { spec.holdFor = f }
             if let c = o.clearFor { spec.clearFor = c }
@@ -189,21 +265,23 @@ public struct Rule: Sendable, Equatable {
         overrides.first { $0.match.matches(levels: series.levels) }
     }
 
-    /// The longest window any of its variants needs (for rebuilding windows at start).
+    /// How far back its windows reach (for rebuilding them at start).
     public var window: TimeSpan {
-        if case .threshold(let s) = kind { return s.window }
+        if case .threshold(let s) = kind { return s.reach }
         return .zero
     }
 
     /// Placeholders a message may use.
     public static let placeholders: Set<String> = [
-        "site", "device", "metric", "network", "series", "rule", "value", "unit", "level", "threshold",
+        "site", "device", "metric", "network", "series", "rule", "value", "unit", "level", "threshold", "nominal",
+        "period", "window",
     ]
 
-    /// The message for a transition, `{placeholder}`s filled in.
+    /// The message for a transition, `{placeholder}`s filled in. `period` is the name of the
+    /// period in force, `window` the calendar window judged (or the sliding window's length).
     public static func render(
         _ template: String, series: SeriesKey, rule: String, value: Double?, unit: String?, level: AlertLevel?,
-        threshold: Double?
+        threshold: Double?, nominal: Double? = nil, period: String? = nil, window: String? = nil
     ) -> String {
         var out = ""
         var rest = Substring(template)
@@ -225,6 +303,9 @@ public struct Rule: Sendable, Equatable {
             case "unit": out += unit ?? ""
             case "level": out += level?.name ?? "none"
             case "threshold": out += threshold.map(formatNumber) ?? ""
+            case "nominal": out += nominal.map(formatNumber) ?? ""
+            case "period": out += period ?? ""
+            case "window": out += window ?? ""
             default: out += rest[open...close]
             }
             rest = rest[rest.index(after: close)...]

@@ -46,11 +46,12 @@ extension RuleEngine {
             for (l, t) in r.absent { states[i].absent[l.rawValue - 1] = t.micros }
             states[i].lastValue = r.lastValue
             states[i].threshold = r.threshold
-            if case .threshold(let spec) = states[i].kind {
+            let p = plans[Int(states[i].plan)]
+            if !p.isStale, !p.calendar {
                 // A window of 0 holds the last reading, which no replay brings back: the stored
                 // value stands in for it. (Whatever crosses or holds a level is in the record.)
-                if spec.window.micros == 0, let v = r.lastValue, states[i].window!.isEmpty {
-                    states[i].window!.add(v, at: Timestamp(micros: 0))
+                if p.spec.window.micros == 0, let v = r.lastValue, states[i].window.isEmpty {
+                    states[i].window.add(v, at: Timestamp(micros: 0))
                 }
             }
             schedule(i)

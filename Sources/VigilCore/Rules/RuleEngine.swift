@@ -1,11 +1,29 @@
+/// Evaluates rules on each reading as it arrives and on a clock tick (for `for` and
+/// `clear_for` deadlines, windows that empty or close, thresholds that change with the
+/// local time, and stale series).
+///
+/// One state per (rule, series): its windows (one sliding window per distinct window
+/// length of its levels, or one calendar window), the active level, pending timers.
+/// The engine is pure: time comes in as `now`, so the daemon drives it with the wall clock
+/// and `vigil test` with a simulated one.
+///
+/// - Important: not thread safe; the ingest thread owns it.
 public final class RuleEngine {
     public let rules: [Rule]
 
     struct State {
         let rule: Int
+        let plan: Int32
         let series: SeriesKey
-        let kind: Rule.Kind
-        var window: SlidingWindow?
+        /// The rule's sliding window (empty for stale and calendar rules).
+        var window: SlidingWindow
+        /// Indices into the side tables, -1 for none: the windows of levels with their own,
+        /// the calendar window, the thresholds in force of a rule with a schedule, and the
+        /// label of the calendar window judged last.
+        var extra: Int32 = -1
+        var calendar: Int32 = -1
+        var inForce: Int32 = -1
+        var label: Int32 = -1
         var level: AlertLevel?
         var since: Timestamp?
         /// Per level (raw value - 1): since when its raise condition holds; .min: not holding.
@@ -18,12 +36,21 @@ public final class RuleEngine {
         /// The newest reading's time (stale rules).
         var lastSeen: Timestamp?
         var dirty = false
-        /// When the state next needs a look without a reading: a window slot expiring, a
-        /// `for` or `clear_for` deadline, a stale deadline. .max: never.
+        /// When the state next needs a look without a reading: a window slot expiring or a
+        /// calendar window closing, a `for` or `clear_for` deadline, thresholds changing, a
+        /// stale deadline. .max: never.
         var nextWake: Int64 = .max
 
         var isIdle: Bool { level == nil && pending == SIMD4(repeating: .min) }
     }
+
+    /// Compiled rules, one per (rule, override), shared by their states.
+    var plans: [RulePlan] = []
+    private var planIndex: [Int: Int32] = [:]
+    var extras: [ExtraWindows] = []
+    var calendars: [CalendarWindow] = []
+    var inForce: [InForce] = []
+    var labels: [String] = []
 
     var states: [State] = []
     private var bySeries: [SeriesKey: [Int]] = [:]
@@ -34,30 +61,55 @@ public final class RuleEngine {
     /// When each state next needs a look, earliest first: a tick costs what falls due, not
     /// what exists. Entries go stale when a state's `nextWake` moves; those are skipped.
     private var wakes = WakeHeap()
+    /// What the calendar windows did, for the pipeline's stats.
+    public internal(set) var stats = RuleEngineStats()
 
-    /// Works out when state `i` next needs a look and queues it.
+    /// Whether a state's windows hold anything.
+    func hasData(_ i: Int) -> Bool {
+        if states[i].calendar >= 0 { return calendars[Int(states[i].calendar)].isOpen }
+        let e = Int(states[i].extra)
+        return !states[i].window.isEmpty || (e >= 0 && extras[e].windows.contains { !$0.isEmpty })
+    }
+
+    /// Works out when state `i` next needs a look and queues it. (It reads the state's
+    /// fields in place: a copy of the state would cost a reference count per array in it.)
     func schedule(_ i: Int) {
-        let s = states[i]
+        let p = plans[Int(states[i].plan)]
         var next = Int64.max
-        switch s.kind {
-        case .threshold(let spec):
-            if let e = s.window?.nextExpiry { next = e }
-            for (lvl, _) in spec.thresholds.levels {
+        let level = states[i].level
+        if p.isStale {
+            if level == nil, let seen = states[i].lastSeen { next = seen.micros + p.staleAfter }
+        } else if states[i].calendar >= 0 {
+            let c = Int(states[i].calendar)
+            if calendars[c].isOpen { next = calendars[c].end }
+        } else {
+            if let e = states[i].window.nextExpiry { next = e }
+            let e = Int(states[i].extra)
+            if e >= 0 {
+                for w in extras[e].windows.indices { if let x = extras[e].windows[w].nextExpiry { next = Swift.min(next, x) } }
+            }
+            let f = Int(states[i].inForce)
+            let levels = p.scheduled ? (inForce[f].thresholds?.levels ?? []) : p.levels
+            let pending = states[i].pending
+            let absent = states[i].absent
+            for (lvl, _) in levels {
                 let k = lvl.rawValue - 1
-                if s.pending[k] != .min && (s.level.map { lvl > $0 } ?? true) {
-                    next = Swift.min(next, s.pending[k] + spec.holdFor.micros)
+                if pending[k] != .min && (level.map { lvl > $0 } ?? true) {
+                    next = Swift.min(next, pending[k] + p.hold)
                 }
-                if s.absent[k] != .min, let current = s.level, lvl <= current {
-                    next = Swift.min(next, s.absent[k] + spec.clearFor.micros)
+                if absent[k] != .min, let current = level, lvl <= current {
+                    next = Swift.min(next, absent[k] + p.clear)
                 }
             }
-        case .stale(let after, _):
-            if s.level == nil, let seen = s.lastSeen { next = seen.micros + after.micros }
+            // New thresholds (22:00, a new phase) judge what the windows hold then.
+            if p.scheduled, inForce[f].from != .max, level != nil || hasData(i) {
+                next = Swift.min(next, inForce[f].until)
+            }
         }
         // Only an earlier wake needs a new entry: a queued earlier one fires anyway, and the
         // tick then looks at the state and schedules it again. So the heap holds about one
         // entry per state, not one per reading that moved a window.
-        if next < s.nextWake {
+        if next < states[i].nextWake {
             states[i].nextWake = next
             wakes.push(next, i)
         }
@@ -71,7 +123,7 @@ public final class RuleEngine {
     /// How many (rule, series) states exist.
     public var stateCount: Int { states.count }
 
-    /// The longest window of any rule: how far back to replay the buffer at start.
+    /// How far back any rule's windows reach: how far back to replay the buffer at start.
     public var longestWindow: TimeSpan {
         rules.map(\.window).max() ?? .zero
     }
@@ -84,14 +136,35 @@ public final class RuleEngine {
         var out: [Int] = []
         let levels = series.levels
         for (ri, rule) in rules.enumerated() where rule.match.matches(levels: levels) {
-            let kind = rule.resolved(for: series)
-            var st = State(rule: ri, series: series, kind: kind)
-            if case .threshold(let spec) = kind { st.window = SlidingWindow(window: spec.window) }
+            let o = rule.overrides.firstIndex { $0.match.matches(levels: levels) } ?? -1
+            let key = ri * 4096 + o + 1
+            let pi: Int32
+            if let known = planIndex[key] {
+                pi = known
+            } else {
+                plans.append(RulePlan(kind: rule.resolved(for: series), zone: rule.zone))
+                pi = Int32(plans.count - 1)
+                planIndex[key] = pi
+            }
+            let p = plans[Int(pi)]
+            var st = State(rule: ri, plan: pi, series: series, window: SlidingWindow(window: p.calendar ? .zero : p.spec.window, energy: p.stat == .leq))
+            if !p.isStale {
+                if p.calendar {
+                    calendars.append(CalendarWindow(length: p.spec.window, stat: p.stat, coverage: p.spec.coverage))
+                    st.calendar = Int32(calendars.count - 1)
+                } else if !p.extraWindows.isEmpty {
+                    extras.append(ExtraWindows(windows: p.extraWindows.map { SlidingWindow(window: $0, energy: p.stat == .leq) }))
+                    st.extra = Int32(extras.count - 1)
+                }
+                if p.scheduled {
+                    inForce.append(InForce())
+                    st.inForce = Int32(inForce.count - 1)
+                }
+            }
             states.append(st)
             let idx = states.count - 1
             byKey[Self.key(rule.id, series)] = idx
             out.append(idx)
-
         }
         bySeries[series] = out
         return out
@@ -122,31 +195,68 @@ public final class RuleEngine {
     private func ingest(_ r: Reading, bindings: [Int], now: Timestamp, into out: inout [AlertTransition]) {
         for i in bindings {
             if let u = r.unit { states[i].unit = u }
-            switch states[i].kind {
-            case .threshold(let spec):
-                states[i].window!.add(r.value, at: r.timestamp)
-                states[i].window!.expire(now: max(now, r.timestamp))
-                evaluate(i, spec, now: now, into: &out)
-            case .stale:
+            let p = plans[Int(states[i].plan)]
+            if p.isStale {
                 if states[i].lastSeen.map({ r.timestamp > $0 }) ?? true { states[i].lastSeen = r.timestamp }
                 if let level = states[i].level {
                     resolveStale(i, level, now: now, into: &out)
                 }
+            } else if p.calendar {
+                addToCalendar(i, p, r, now: now, into: &out)
+            } else {
+                let edge = max(now, r.timestamp)
+                states[i].window.add(r.value, at: r.timestamp)
+                states[i].window.expire(now: edge)
+                let e = Int(states[i].extra)
+                if e >= 0 {
+                    for w in extras[e].windows.indices {
+                        extras[e].windows[w].add(r.value, at: r.timestamp)
+                        extras[e].windows[w].expire(now: edge)
+                    }
+                }
+                evaluate(i, p, now: now, into: &out)
             }
             schedule(i)
         }
     }
 
+    /// A reading into a calendar window: one past the open window closes it (judged now);
+    /// one from a window already judged comes too late and is counted.
+    private func addToCalendar(_ i: Int, _ p: RulePlan, _ r: Reading, now: Timestamp, into out: inout [AlertTransition]) {
+        let c = Int(states[i].calendar)
+        let t = r.timestamp.micros
+        if calendars[c].isOpen, t >= calendars[c].end { closeCalendar(i, p, now: now, into: &out) }
+        if t < calendars[c].judgedUntil {
+            stats.calendarLate += 1
+            return
+        }
+        if !calendars[c].isOpen { calendars[c].open(at: r.timestamp, zone: p.zone) }
+        if calendars[c].holds(t) {
+            calendars[c].add(r.value, at: t)
+        } else {
+            stats.calendarLate += 1
+        }
+    }
+
     /// Feeds a reading from before a restart into the windows, without evaluating: the
-    /// windows are rebuilt, the alert states come from the store.
+    /// windows are rebuilt, the alert states come from the store. A calendar window that
+    /// the replay passes is dropped unjudged (it was judged before the restart).
     public func replay(_ r: Reading) {
         for i in bindings(for: r.series) {
             if let u = r.unit { states[i].unit = u }
-            switch states[i].kind {
-            case .threshold:
-                states[i].window!.add(r.value, at: r.timestamp)
-            case .stale:
+            let p = plans[Int(states[i].plan)]
+            if p.isStale {
                 if states[i].lastSeen.map({ r.timestamp > $0 }) ?? true { states[i].lastSeen = r.timestamp }
+            } else if p.calendar {
+                let c = Int(states[i].calendar)
+                let t = r.timestamp.micros
+                if calendars[c].isOpen, t >= calendars[c].end { calendars[c].discard() }
+                if !calendars[c].isOpen { calendars[c].open(at: r.timestamp, zone: p.zone) }
+                if calendars[c].holds(t) { calendars[c].add(r.value, at: t) }
+            } else {
+                states[i].window.add(r.value, at: r.timestamp)
+                let e = Int(states[i].extra)
+                if e >= 0 { for w in extras[e].windows.indices { extras[e].windows[w].add(r.value, at: r.timestamp) } }
             }
             schedule(i)
         }
@@ -155,29 +265,35 @@ public final class RuleEngine {
     /// Tells the stale rules about a series seen before (and possibly silent since).
     public func knowSeries(_ series: SeriesKey, lastSeen: Timestamp) {
         for i in bindings(for: series) {
-            if case .stale = states[i].kind, states[i].lastSeen.map({ lastSeen > $0 }) ?? true {
+            if plans[Int(states[i].plan)].isStale, states[i].lastSeen.map({ lastSeen > $0 }) ?? true {
                 states[i].lastSeen = lastSeen
                 schedule(i)
             }
         }
     }
 
-    /// The clock moved: deadlines, expiring windows, silent series. Only the states whose
-    /// time has come are looked at, in the order of their times.
+    /// The clock moved: deadlines, expiring and closing windows, thresholds that change,
+    /// silent series. Only the states whose time has come are looked at, in the order of
+    /// their times.
     public func tick(now: Timestamp, into out: inout [AlertTransition]) {
         let t = now.micros
         while let (due, i) = wakes.peek, due <= t {
             wakes.pop()
             guard states[i].nextWake == due else { continue }  // moved since it was queued
             states[i].nextWake = .max
-            switch states[i].kind {
-            case .threshold(let spec):
-                states[i].window!.expire(now: now)
-                evaluate(i, spec, now: now, into: &out)
-            case .stale(let after, let level):
-                if states[i].level == nil, let seen = states[i].lastSeen, t - seen.micros >= after.micros {
-                    raiseStale(i, after: after, level: level, silent: t - seen.micros, now: now, into: &out)
+            let p = plans[Int(states[i].plan)]
+            if p.isStale {
+                if states[i].level == nil, let seen = states[i].lastSeen, t - seen.micros >= p.staleAfter {
+                    raiseStale(i, after: TimeSpan(micros: p.staleAfter), level: p.staleLevel, silent: t - seen.micros, now: now, into: &out)
                 }
+            } else if states[i].calendar >= 0 {
+                let c = calendars[Int(states[i].calendar)]
+                if c.isOpen && c.end <= t { closeCalendar(i, p, now: now, into: &out) }
+            } else {
+                states[i].window.expire(now: now)
+                let e = Int(states[i].extra)
+                if e >= 0 { for w in extras[e].windows.indices { extras[e].windows[w].expire(now: now) } }
+                evaluate(i, p, now: now, into: &out)
             }
             schedule(i)
             // What falls due now was handled now: never again in this tick.
@@ -187,143 +303,16 @@ public final class RuleEngine {
             }
         }
     }
+}
 
-    // MARK: Threshold rules
+/// What the calendar windows did since the engine started.
+public struct RuleEngineStats: Sendable, Equatable {
+    /// Calendar windows closed and judged.
+    public var calendarWindows: UInt64 = 0
+    /// Of those, windows without enough data (`min_coverage`): no value, no alert.
+    public var calendarWindowsShort: UInt64 = 0
+    /// Readings for a calendar window already judged, left out.
+    public var calendarLate: UInt64 = 0
 
-    /// One evaluation of a threshold rule.
-    ///
-    /// Up: a level above the active one is reached once its raise condition has held for
-    /// `for` (the most severe such level wins). Down: a level stays while its condition,
-    /// loosened by the hysteresis, has been gone for less than `clear_for`; the alert moves
-    /// to the most severe level that stays, or resolves when none does.
-    private func evaluate(_ i: Int, _ spec: ThresholdSpec, now: Timestamp, into out: inout [AlertTransition]) {
-        evaluate(&states[i], spec, now: now, into: &out)
-    }
-
-    private func evaluate(_ s: inout State, _ spec: ThresholdSpec, now: Timestamp, into out: inout [AlertTransition]) {
-        guard let v = s.window!.value(spec.stat) else {
-            // No value (an empty window): no raise condition holds, so nothing is pending.
-            if s.pending != SIMD4(repeating: .min) {
-                s.pending = SIMD4(repeating: .min)
-                s.dirty = true
-            }
-            return
-        }
-        let before = (s.level, s.pending, s.absent)
-        s.lastValue = v
-        let levels = spec.thresholds.levels
-        let t = now.micros
-        for (lvl, thr) in levels {
-            let k = lvl.rawValue - 1
-            if spec.op.crosses(v, thr) {
-                if s.pending[k] == .min { s.pending[k] = t }
-            } else {
-                s.pending[k] = .min
-            }
-            if spec.op.holds(v, thr, hysteresis: spec.hysteresis) {
-                s.absent[k] = .min
-            } else if s.absent[k] == .min {
-                s.absent[k] = t
-            }
-        }
-        let current = s.level
-        var up: AlertLevel?
-        for (lvl, _) in levels where current.map({ lvl > $0 }) ?? true {
-            let p = s.pending[lvl.rawValue - 1]
-            if p != .min && t - p >= spec.holdFor.micros { up = lvl }
-        }
-        if let up {
-            let threshold = spec.thresholds.threshold(up)
-            if current == nil { s.since = now }
-            s.level = up
-            s.threshold = threshold
-            out.append(
-                transition(s, current == nil ? .raised : .escalated, level: up, previous: current, value: v, threshold: threshold, now: now))
-        } else if let c = current {
-            var stays: AlertLevel?
-            for (lvl, _) in levels where lvl <= c {
-                let a = s.absent[lvl.rawValue - 1]
-                if a == .min || t - a < spec.clearFor.micros { stays = lvl }
-            }
-            if stays != c {
-                if let nl = stays {
-                    s.level = nl
-                    s.threshold = spec.thresholds.threshold(nl)
-                    out.append(transition(s, .deescalated, level: nl, previous: c, value: v, threshold: s.threshold, now: now))
-                } else {
-                    out.append(
-                        transition(s, .resolved, level: c, previous: c, value: v, threshold: spec.thresholds.threshold(c), now: now))
-                    s.level = nil
-                    s.since = nil
-                    s.threshold = nil
-                }
-            }
-        }
-        if s.level == nil { s.absent = SIMD4(repeating: .min) }
-        if before.0 != s.level || before.1 != s.pending || (s.level != nil && before.2 != s.absent) {
-            s.dirty = true
-        }
-    }
-
-    // MARK: Stale rules
-
-    private func raiseStale(
-        _ i: Int, after: TimeSpan, level: AlertLevel, silent: Int64, now: Timestamp, into out: inout [AlertTransition]
-    ) {
-        var s = states[i]
-        s.level = level
-        s.since = now
-        s.lastValue = Double(silent) / 1e6
-        s.threshold = after.seconds
-        s.dirty = true
-        out.append(transition(s, .raised, level: level, previous: nil, value: s.lastValue, threshold: s.threshold, now: now))
-        states[i] = s
-    }
-
-    private func resolveStale(_ i: Int, _ level: AlertLevel, now: Timestamp, into out: inout [AlertTransition]) {
-        var s = states[i]
-        out.append(transition(s, .resolved, level: level, previous: level, value: 0, threshold: s.threshold, now: now))
-        s.level = nil
-        s.since = nil
-        s.dirty = true
-        states[i] = s
-    }
-
-    private func transition(
-        _ s: State, _ state: AlertTransition.State, level: AlertLevel, previous: AlertLevel?, value: Double?,
-        threshold: Double?, now: Timestamp
-    ) -> AlertTransition {
-        let rule = rules[s.rule]
-        let template =
-            state == .resolved
-            ? rule.resolvedMessage ?? Self.defaultResolvedMessage(rule, unit: s.unit) : rule.message ?? Self.defaultMessage(rule)
-        let message = Rule.render(
-            template, series: s.series, rule: rule.id, value: value, unit: s.unit, level: level, threshold: threshold)
-        return AlertTransition(
-            rule: rule.id, series: s.series, state: state, level: level, previousLevel: previous, value: value,
-            threshold: threshold, at: now, since: s.since ?? now, message: message)
-    }
-
-    static func defaultMessage(_ rule: Rule) -> String {
-        switch rule.kind {
-        case .threshold(let spec):
-            let stat = spec.stat == .last ? "" : "\(spec.stat.rawValue) "
-            return "{series} \(stat){value}{unit} \(spec.op.rawValue) {level} threshold {threshold}"
-        case .stale:
-            return "{series} silent for {value} s (limit {threshold} s)"
-        }
-    }
-
-    /// A resolved transition's message when the rule gives none: op-neutral, since the
-    /// value that ends an alert is on the other side of the line the message names.
-    static func defaultResolvedMessage(_ rule: Rule, unit: String?) -> String {
-        switch rule.kind {
-        case .threshold(let spec):
-            let stat = spec.stat == .last ? "" : "\(spec.stat.rawValue) "
-            let u = unit.map { " \($0)" } ?? ""
-            return "{series} resolved: \(stat){value}\(u) back within the {level} threshold {threshold}\(u)"
-        case .stale:
-            return "{series} resolved: reporting again"
-        }
-    }
+    public init() {}
 }

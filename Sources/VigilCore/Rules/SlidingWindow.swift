@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Readings of one series over a sliding window, kept so that every statistic of a rule is
 /// maintained incrementally: a new reading and an expiry each cost O(1) amortised (min and
 /// max through monotonic queues of slots).
@@ -6,13 +12,16 @@
 /// while readings are sparser than `window / 256`; denser readings share a slot (count,
 /// sum, min, max, first, last and counter growth of the slot are exact), and a slot leaves
 /// the window with its newest reading. So memory per window is bounded by 257 slots
-/// whatever the rate. A reading older than the newest one joins the newest slot.
+/// whatever the rate. A reading older than the newest one joins the newest slot. A window
+/// for `leq` also keeps the sum of each reading's sound energy, 10^(L/10).
 public struct SlidingWindow: Sendable {
     struct Slot: Sendable {
         var firstT: Int64
         var lastT: Int64
         var count: Int
         var sum: Double
+        /// Sum of 10^(v/10), for `leq` (0 when the window does not track it).
+        var energy: Double
         var min: Double
         var max: Double
         var first: Double
@@ -37,21 +46,30 @@ public struct SlidingWindow: Sendable {
     private var minHead = 0
     private var count = 0
     private var sum = 0.0
+    private var energy = 0.0
+    /// Whether it keeps sound energy (its rule's stat is `leq`).
+    let tracksEnergy: Bool
     private var growth = 0.0
     private var evictions = 0
     /// The newest reading ever seen, for counter growth across expiry.
     private var previous: (t: Int64, v: Double)?
 
-    public init(window: TimeSpan) {
+    public init(window: TimeSpan, energy: Bool = false) {
         self.window = max(0, window.micros)
         self.resolution = max(1, self.window / 256)
+        self.tracksEnergy = energy
     }
+
+    /// The sound energy of a level in dB, relative to 0 dB.
+    @inline(__always)
+    public static func energy(_ level: Double) -> Double { exp(level * (0.1 * 2.302_585_092_994_046)) }
 
     public var isEmpty: Bool { head == slots.count }
     public var readings: Int { count }
 
     public mutating func add(_ value: Double, at t: Timestamp) {
         let ts = t.micros
+        let e = tracksEnergy ? Self.energy(value) : 0
         let g: Double
         if let p = previous {
             if ts < p.t {
@@ -60,10 +78,12 @@ public struct SlidingWindow: Sendable {
                     let i = slots.count - 1
                     slots[i].count += 1
                     slots[i].sum += value
+                    slots[i].energy += e
                     slots[i].min = Swift.min(slots[i].min, value)
                     slots[i].max = Swift.max(slots[i].max, value)
                     count += 1
                     sum += value
+                    energy += e
                     tailChanged()
                 }
                 return
@@ -75,12 +95,14 @@ public struct SlidingWindow: Sendable {
         previous = (ts, value)
         count += 1
         sum += value
+        energy += e
         growth += g
         if window > 0, !isEmpty, ts - slots[slots.count - 1].firstT < resolution {
             let i = slots.count - 1
             slots[i].lastT = ts
             slots[i].count += 1
             slots[i].sum += value
+            slots[i].energy += e
             slots[i].min = Swift.min(slots[i].min, value)
             slots[i].max = Swift.max(slots[i].max, value)
             slots[i].last = value
@@ -90,7 +112,7 @@ public struct SlidingWindow: Sendable {
         }
         slots.append(
             Slot(
-                firstT: ts, lastT: ts, count: 1, sum: value, min: value, max: value, first: value, last: value,
+                firstT: ts, lastT: ts, count: 1, sum: value, energy: e, min: value, max: value, first: value, last: value,
                 growth: g, firstGrowth: g))
         tailChanged()
         if window == 0 {
@@ -128,6 +150,7 @@ public struct SlidingWindow: Sendable {
         let gone = base + head
         count -= s.count
         sum -= s.sum
+        energy -= s.energy
         growth -= s.growth
         head += 1
         evictions += 1
@@ -138,6 +161,7 @@ public struct SlidingWindow: Sendable {
             slots.removeAll(keepingCapacity: true)
             head = 0
             sum = 0
+            energy = 0
             growth = 0
             count = 0
             maxQueue.removeAll(keepingCapacity: true)
@@ -161,12 +185,21 @@ public struct SlidingWindow: Sendable {
             // Re-add from the slots so that float drift of add-and-subtract cannot build up.
             evictions = 0
             sum = 0
+            energy = 0
             growth = 0
             for i in head..<slots.count {
                 sum += slots[i].sum
+                energy += slots[i].energy
                 growth += slots[i].growth
             }
         }
+    }
+
+    /// The level of a mean sound energy: 10 log10(energy / count).
+    /// Rounded to a millionth of a dB, so that a steady 60 dB(A) is 60, not 60.000000000000014.
+    static func level(energy: Double, count: Int) -> Double? {
+        guard count > 0, energy > 0 else { return nil }
+        return (10 * log10(energy / Double(count)) * 1e6).rounded() / 1e6
     }
 
     /// The statistic over what is in the window now; nil where it is undefined (no reading;
@@ -193,6 +226,8 @@ public struct SlidingWindow: Sendable {
             return (l.last - f.first) / dt
         case .increase:
             return growth - slots[head].firstGrowth
+        case .leq:
+            return Self.level(energy: energy, count: count)
         case .count, .sum:
             return nil
         }

@@ -35,6 +35,8 @@ extension VigilCommand {
         @Option(help: "number, json, senml or mixed (energy and water json, urban senml).") var format: String = "mixed"
         @Option(help: "Random seed: the same seed gives the same values.") var seed: UInt64 = 1
         @Option(help: "Hours east of UTC for daily cycles.") var utcOffset: Double = 8
+        @Option(help: "Run the weather, rivers and roads this many times faster than the clock (demos); readings keep the true time.")
+        var speedUp: Double = 1
         @Option(help: "MQTT client id (default: vigil-sim-<pid>).") var clientId: String?
         @Flag(help: "No progress line.") var quiet = false
 
@@ -53,6 +55,7 @@ extension VigilCommand {
                 )
             }
             guard qos == 0 || qos == 1 else { throw ValidationError("--qos must be 0 or 1") }
+            guard speedUp >= 1, speedUp <= 10_000 else { throw ValidationError("--speed-up must be from 1 to 10000") }
             guard sites >= 1, devices >= 1, rate >= 0 else { throw ValidationError("--sites and --devices at least 1, --rate at least 0") }
         }
 
@@ -65,6 +68,7 @@ extension VigilCommand {
             options.format = SimulationFormat(rawValue: format)!
             options.seed = seed
             options.utcOffsetHours = utcOffset
+            options.speedUp = speedUp
             options.anomalies = anomaly.compactMap { Anomaly(parsing: $0) }
             let (host, port) = VigilConfig.parseListen(broker)!
             var endpoint = MQTTEndpoint(host: host, port: port, clientID: clientId ?? "vigil-sim-\(getpid())")

@@ -19,15 +19,15 @@ extension VigilCommand {
                 let rules: [Rule]
                 do {
                     file = try RuleTestFile.load(path)
-                    rules = try RuleFiles.load(files: file.ruleFiles)
+                    rules = try RuleFiles.load(files: file.ruleFiles, zone: file.zone)
                 } catch {
                     for d in error.diagnostics { printError(d.description) }
                     failed += 1
                     continue
                 }
                 for c in file.cases {
-                    let actual = RuleTestFile.run(c, rules: rules)
-                    let diff = RuleTestFile.diff(expected: c.expected, actual: actual)
+                    let actual = RuleTestFile.localized(RuleTestFile.run(c, rules: rules), c, zone: file.zone)
+                    let diff = RuleTestFile.diff(expected: RuleTestFile.localized(c.expected, c, zone: file.zone), actual: actual)
                     if diff.isEmpty {
                         passed += 1
                         print("ok    \(path): \(c.name) (\(actual.count) transition(s))")

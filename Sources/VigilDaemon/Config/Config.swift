@@ -89,7 +89,7 @@ public struct Settings: Sendable {
         throws(ConfigError) -> Settings
     {
         let config = try VigilConfig.load(file: file, environment: environment)
-        let rules = try RuleFiles.load(directory: config.rulesDir)
+        let rules = try RuleFiles.load(directory: config.rulesDir, zone: config.timezone)
         return Settings(config: config, rules: rules)
     }
 
@@ -117,6 +117,8 @@ public struct Settings: Sendable {
 public struct VigilConfig: Sendable {
     public var file: String
     public var gatewayID = ""
+    /// Local time for rule periods, calendar windows and effective dates (`timezone`).
+    public var timezone = LocalTimeZone.shanghai
     public var rulesDir = "/etc/vigil/rules.d"
     public var stateDir = "/var/lib/vigil"
     /// Where what is only about the running process lives (the status record, the hot

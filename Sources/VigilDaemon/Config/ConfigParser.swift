@@ -57,8 +57,8 @@ struct ConfigParser {
 
     /// The top-level keys.
     static let sections = [
-        "gateway_id", "rules_dir", "state_dir", "runtime_dir", "local", "subscriptions", "buffer", "aggregate", "upstream", "http",
-        "log", "limits",
+        "gateway_id", "timezone", "rules_dir", "state_dir", "runtime_dir", "local", "subscriptions", "buffer", "aggregate",
+        "upstream", "http", "log", "limits",
     ]
 
     init(file: String, environment: [String: String]) {
@@ -98,6 +98,12 @@ struct ConfigParser {
             c.gatewayID = r.name(v.value, "gateway_id") ?? ""
         } else {
             r.error(root, "gateway_id is required: the name this gateway has upstream")
+        }
+        if let v = m["timezone"], let s = r.string(v.value, "timezone") {
+            switch TimeZones.load(s, directory: TimeZones.directory(environment)) {
+            case .success(let zone): c.timezone = zone
+            case .failure(let why): r.error(v.value, "timezone: \(why)")
+            }
         }
         if let v = m["rules_dir"], let s = r.string(v.value, "rules_dir") { c.rulesDir = resolve(s) }
         if let v = m["state_dir"], let s = r.string(v.value, "state_dir") { c.stateDir = resolve(s) }

@@ -10,18 +10,19 @@ public enum RuleFiles {
         return names.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted().map { directory + "/" + $0 }
     }
 
-    /// Loads and validates every rule file of `directory`.
+    /// Loads and validates every rule file of `directory`; `zone` is the local time their
+    /// periods, calendar windows and effective dates are read in (the config's `timezone`).
     /// - Throws: `ConfigError` with every mistake as file:line:column.
-    public static func load(directory: String) throws(ConfigError) -> [Rule] {
+    public static func load(directory: String, zone: LocalTimeZone = .shanghai) throws(ConfigError) -> [Rule] {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
             throw ConfigError([Diagnostic(file: directory, line: 1, column: 1, message: "rules_dir does not exist or is not a directory")])
         }
-        return try load(files: files(in: directory))
+        return try load(files: files(in: directory), zone: zone)
     }
 
     /// Loads and validates rule files; ids must be unique across all of them.
-    public static func load(files: [String]) throws(ConfigError) -> [Rule] {
+    public static func load(files: [String], zone: LocalTimeZone = .shanghai) throws(ConfigError) -> [Rule] {
         var diagnostics: [Diagnostic] = []
         var rules: [Rule] = []
         var seen: [String: (String, Int)] = [:]
@@ -47,7 +48,10 @@ public enum RuleFiles {
                     continue
                 }
                 seen[id] = (file, line)
-                if let rule { rules.append(rule) }
+                if var rule {
+                    rule.zone = zone
+                    rules.append(rule)
+                }
             }
         }
         if !diagnostics.isEmpty { throw ConfigError(diagnostics) }
@@ -55,10 +59,17 @@ public enum RuleFiles {
     }
 
     static let ruleKeys = [
-        "id", "description", "match", "stat", "window", "op", "levels", "hysteresis", "for", "clear_for", "message", "resolved_message",
-        "overrides", "stale", "level",
+        "id", "description", "match", "stat", "window", "align", "min_coverage", "min_hour_coverage", "op", "nominal", "levels",
+        "periods", "effective", "hysteresis", "for", "clear_for", "message", "resolved_message", "overrides", "stale", "level",
     ]
-    static let overrideKeys = ["match", "levels", "hysteresis", "for", "clear_for", "stale", "level"]
+    static let overrideKeys = [
+        "match", "nominal", "levels", "periods", "effective", "hysteresis", "for", "clear_for", "stale", "level",
+    ]
+    /// The keys of threshold rules, which a stale rule may not have.
+    static let thresholdKeys = [
+        "stat", "window", "align", "min_coverage", "min_hour_coverage", "op", "nominal", "levels", "periods", "effective",
+        "hysteresis", "for", "clear_for",
+    ]
 
     /// Parses one file's rules; mistakes go to the reader. Each entry: the rule (nil when it
     /// has mistakes), its id, where the id is written and the rule's line.
@@ -106,8 +117,9 @@ public enum RuleFiles {
             }
         }
         let kind: Rule.Kind?
+        var raw: RawSchedule?
         if let staleNode = m["stale"] {
-            for key in ["stat", "window", "op", "levels", "hysteresis", "for", "clear_for"] where m[key] != nil {
+            for key in thresholdKeys where m[key] != nil {
                 r.error(m[key]!.key, "\(what): a stale rule watches silence; '\(key)' belongs to threshold rules")
             }
             let after = r.duration(staleNode.value, "\(what): stale")
@@ -119,7 +131,9 @@ public enum RuleFiles {
             if let l = m["level"] {
                 r.error(l.key, "\(what): level goes with stale; threshold rules give levels: { yellow: ..., red: ... }")
             }
-            kind = thresholdSpec(m, what, node: node, reader: &r).map { .threshold($0) }
+            let parsed = thresholdSpec(m, what, node: node, reader: &r)
+            raw = parsed?.1
+            kind = parsed.map { .threshold($0.0) }
         }
         var overrides: [RuleOverride] = []
         if let o = m["overrides"], let list = r.sequence(o.value, "\(what): overrides") {
@@ -130,22 +144,23 @@ public enum RuleFiles {
                     continue
                 }
                 var ov = RuleOverride(match: f)
-                if let l = om["levels"] { ov.thresholds = thresholds(l.value, "\(what): override levels", reader: &r) }
+                if let n = om["nominal"] { ov.nominal = r.double(n.value, "\(what): override nominal") }
+                if case .threshold(let spec) = kind {
+                    thresholds(of: &ov, om, rule: spec, raw: raw, what, reader: &r)
+                }
                 if let h = om["hysteresis"] { ov.hysteresis = nonNegative(h.value, "\(what): override hysteresis", reader: &r) }
                 if let x = om["for"] { ov.holdFor = r.duration(x.value, "\(what): override for") }
                 if let x = om["clear_for"] { ov.clearFor = r.duration(x.value, "\(what): override clear_for") }
                 if let x = om["stale"] { ov.stale = r.duration(x.value, "\(what): override stale") }
                 if let x = om["level"] { ov.level = alertLevel(x.value, "\(what): override level", reader: &r) }
                 switch kind {
-                case .threshold(let spec):
-                    if let t = ov.thresholds, let problem = t.orderProblem(spec.op) {
-                        r.error(om["levels"]!.value, "\(what): override levels: \(problem)")
-                    }
+                case .threshold:
                     if ov.stale != nil || ov.level != nil {
                         r.error(item, "\(what): stale and level in an override belong to stale rules")
                     }
                 case .stale:
-                    if ov.thresholds != nil || ov.hysteresis != nil || ov.holdFor != nil || ov.clearFor != nil {
+                    let thresholdKeys = ["nominal", "levels", "periods", "effective", "hysteresis", "for", "clear_for"]
+                    if thresholdKeys.contains(where: { om[$0] != nil }) {
                         r.error(item, "\(what): a stale rule's override may set stale and level only")
                     }
                 case nil: break
@@ -164,32 +179,65 @@ public enum RuleFiles {
 
     static func thresholdSpec(
         _ m: [String: (key: Node, value: Node)], _ what: String, node: Node, reader r: inout YAMLReader
-    ) -> ThresholdSpec? {
+    ) -> (ThresholdSpec, RawSchedule)? {
         var stat = RuleStat.last
         if let s = m["stat"], let st = r.choice(s.value, "\(what): stat", RuleStat.self) { stat = st }
         var window = TimeSpan.zero
         if let w = m["window"], let d = r.duration(w.value, "\(what): window") { window = d }
-        if stat.needsWindow && window.micros <= 0 {
-            r.error(m["stat"]?.value ?? node, "\(what): stat \(stat.rawValue) needs a window longer than 0s")
-        }
         guard let opNode = m["op"] else {
             r.error(node, "\(what) needs op: one of > >= < <= (or stale: for a silence rule)")
             return nil
         }
         guard let op = r.choice(opNode.value, "\(what): op", RuleOp.self) else { return nil }
-        guard let levelsNode = m["levels"] else {
-            r.error(node, "\(what) needs levels, such as { yellow: 4.5, orange: 5.2, red: 6.0 }")
+        guard m["levels"] != nil || m["periods"] != nil else {
+            r.error(node, "\(what) needs levels, such as { yellow: 4.5, orange: 5.2, red: 6.0 }, or periods by local hours")
             return nil
         }
-        guard let t = thresholds(levelsNode.value, "\(what): levels", reader: &r) else { return nil }
-        if let problem = t.orderProblem(op) {
-            r.error(levelsNode.value, "\(what): levels must grow more extreme in the direction of op: \(problem)")
+        var nominal: Double?
+        if let n = m["nominal"] { nominal = r.double(n.value, "\(what): nominal") }
+        guard
+            let raw = rawSchedule(
+                levels: m["levels"]?.value, periods: m["periods"]?.value, effective: m["effective"]?.value, what, reader: &r),
+            let (t, schedule, windows) = materialize(raw, nominal: nominal, op: op, what, reader: &r)
+        else { return nil }
+        // Every level with a window of its own: the rule's window is the longest of them.
+        let levelsUsed = Set(raw.phases.flatMap { ph in ([ph.thresholds].compactMap { $0 } + ph.periods.map(\.thresholds)).flatMap(\.levels) }.map(\.level))
+        if m["window"] == nil, !windows.isEmpty, levelsUsed.allSatisfy({ windows[$0] != nil }) { window = windows.values.max()! }
+        if stat.needsWindow && window.micros <= 0 {
+            r.error(m["stat"]?.value ?? node, "\(what): stat \(stat.rawValue) needs a window longer than 0s")
         }
-        var spec = ThresholdSpec(stat: stat, window: window, op: op, thresholds: t)
+        var spec = ThresholdSpec(
+            stat: stat, window: window, op: op, thresholds: t, schedule: schedule, levelWindows: windows, nominal: nominal)
+        windowKeys(m, &spec, what, reader: &r)
         if let h = m["hysteresis"], let v = nonNegative(h.value, "\(what): hysteresis", reader: &r) { spec.hysteresis = v }
         if let f = m["for"], let d = r.duration(f.value, "\(what): for") { spec.holdFor = d }
         if let c = m["clear_for"], let d = r.duration(c.value, "\(what): clear_for") { spec.clearFor = d }
-        return spec
+        return (spec, raw)
+    }
+
+    /// An override's thresholds: its own levels, periods and effective dates (which replace
+    /// the rule's together), or the rule's counted from the override's `nominal`.
+    static func thresholds(
+        of ov: inout RuleOverride, _ om: [String: (key: Node, value: Node)], rule spec: ThresholdSpec, raw: RawSchedule?,
+        _ what: String, reader r: inout YAMLReader
+    ) {
+        let w = "\(what): override \(ov.match.text)"
+        let own = om["levels"] != nil || om["periods"] != nil || om["effective"] != nil
+        let schedule: RawSchedule?
+        if own {
+            schedule = rawSchedule(levels: om["levels"]?.value, periods: om["periods"]?.value, effective: om["effective"]?.value, w, reader: &r)
+        } else if ov.nominal != nil {
+            schedule = raw
+        } else {
+            return
+        }
+        // The override's levels keep the rule's windows (a different one is a mistake).
+        guard let schedule,
+            let (t, s, _) = materialize(
+                schedule, nominal: ov.nominal ?? spec.nominal, op: spec.op, inherited: spec.levelWindows, w, reader: &r)
+        else { return }
+        ov.thresholds = t
+        ov.schedule = s
     }
 
     static func thresholds(_ node: Node, _ what: String, reader r: inout YAMLReader) -> Thresholds? {

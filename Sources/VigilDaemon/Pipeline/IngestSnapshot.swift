@@ -20,6 +20,12 @@ public struct IngestSnapshot: Sendable {
     public var senmlSkipped: UInt64 = 0
     public var rules = 0
     public var ruleStates = 0
+    /// Calendar windows the rules judged, those without enough data (`min_coverage`: no
+    /// value, no alert), and readings that came after their window was judged; since the
+    /// rules were last loaded.
+    public var ruleWindowsJudged: UInt64 = 0
+    public var ruleWindowsShort: UInt64 = 0
+    public var ruleReadingsLate: UInt64 = 0
     /// Raised alerts by level.
     public var activeAlerts: [AlertLevel: Int] = [:]
     public var transitions: UInt64 = 0

@@ -15,6 +15,9 @@ struct RuleStage {
     private var transitionsSinceSave = false
     private let alerts: AlertStore
     private let logger: Logger
+    /// Calendar windows closed without enough data, as last logged, and when.
+    private var shortLogged: UInt64 = 0
+    private var shortLoggedAt: Timestamp?
 
     init(rules: [Rule], buffer: Buffer, logger: Logger) {
         engine = RuleEngine(rules: rules)
@@ -32,6 +35,18 @@ struct RuleStage {
         engine.tick(now: now, into: &transitions)
         stats.rules = engine.rules.count
         stats.ruleStates = engine.stateCount
+        let e = engine.stats
+        stats.ruleWindowsJudged = e.calendarWindows
+        stats.ruleWindowsShort = e.calendarWindowsShort
+        stats.ruleReadingsLate = e.calendarLate
+        // A day without enough data gives no value and no alert: say so, at most once a minute.
+        if e.calendarWindowsShort > shortLogged, shortLoggedAt.map({ now.micros - $0.micros >= 60_000_000 }) ?? true {
+            logger.info(
+                "calendar windows closed without enough data (min_coverage): no value, no alert",
+                metadata: ["count": "\(e.calendarWindowsShort - shortLogged)", "total": "\(e.calendarWindowsShort)"])
+            shortLogged = e.calendarWindowsShort
+            shortLoggedAt = now
+        }
     }
 
     /// A transition from outside the engine (vigil's own backlog alert, an orphan resolved).
@@ -117,6 +132,7 @@ struct RuleStage {
     mutating func reload(_ rules: [Rule]) -> [AlertStateRecord] {
         let previous = engine.activeStates
         engine = RuleEngine(rules: rules)
+        shortLogged = 0
         return previous
     }
 
