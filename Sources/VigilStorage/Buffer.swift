@@ -258,7 +258,12 @@ public final class Buffer: @unchecked Sendable {
     /// first. Without a hot tier, runs `body` in its own commit.
     /// - Returns: the readings moved.
     @discardableResult
-    public func flush(_ body: (Transaction) throws(SQLiteError) -> Void) throws(SQLiteError) -> Int {
+    /// - Parameter counters: move the hot tier's counters and rejects too. A flush of the
+    ///   readings alone leaves the counters' page of flash alone (they stay visible, in the
+    ///   hot tier); copying readings twice is harmless, so it needs no generation.
+    public func flush(counters withCounters: Bool = true, _ body: (Transaction) throws(SQLiteError) -> Void) throws(SQLiteError)
+        -> Int
+    {
         if inTransaction { try commit() }
         guard let hot = tiers.hot else {
             try write(body)
@@ -272,7 +277,8 @@ public final class Buffer: @unchecked Sendable {
             try hot.clear(generation: total, bufferID: bufferID)
             return 0
         }
-        guard !(try hot.isEmpty()) else {
+        let empty = withCounters ? try hot.isEmpty() : !(try hot.hasReadings())
+        guard !empty else {
             try write(body)
             return 0
         }
@@ -283,15 +289,21 @@ public final class Buffer: @unchecked Sendable {
         do {
             try body(tx)
             moved = try readings.moveFromHot(hot)
-            try counters.moveFromHot(hot)
-            try rejects.moveFromHot(hot)
-            counters.add(CounterName.hotFlushes)
+            if withCounters {
+                try counters.moveFromHot(hot)
+                try rejects.moveFromHot(hot)
+                counters.add(CounterName.hotFlushes)
+            }
             try commit()
         } catch {
             rollback()
             throw error
         }
-        try hot.clear(generation: total + 1, bufferID: bufferID)
+        if withCounters {
+            try hot.clear(generation: total + 1, bufferID: bufferID)
+        } else {
+            try hot.clearReadings()
+        }
         return moved
     }
 

@@ -95,10 +95,7 @@ final class HotTier {
             conn.rollback()
             throw error
         }
-        // Give the freed pages and the WAL back to the tmpfs (busy while a reader is on it:
-        // then at the next flush).
-        try? db.execute("PRAGMA incremental_vacuum")
-        try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        giveBack()
     }
 
     /// Nothing to flush: no reading, counter or reject.
@@ -106,6 +103,31 @@ final class HotTier {
         try db.scalarInt(
             "SELECT (SELECT count(*) FROM (SELECT 1 FROM readings LIMIT 1)) + (SELECT count(*) FROM counters) + (SELECT count(*) FROM rejects)"
         ) == 0
+    }
+
+    /// Whether it holds a reading.
+    func hasReadings() throws(SQLiteError) -> Bool {
+        try db.scalarInt("SELECT count(*) FROM (SELECT 1 FROM readings LIMIT 1)") == 1
+    }
+
+    /// Empties the readings alone (they are in flash; the counters wait for a full flush).
+    func clearReadings() throws(SQLiteError) {
+        try conn.begin()
+        do {
+            try db.execute("DELETE FROM readings")
+            try conn.commit()
+        } catch {
+            conn.rollback()
+            throw error
+        }
+        giveBack()
+    }
+
+    /// Gives the freed pages and the WAL back to the tmpfs (busy while a reader is on it:
+    /// then at the next flush).
+    private func giveBack() {
+        try? db.execute("PRAGMA incremental_vacuum")
+        try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     }
 
     /// Readings the tier holds.

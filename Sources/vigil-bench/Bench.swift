@@ -17,8 +17,8 @@ import VigilTestSupport
 struct Bench {
     static func main() throws {
         let args = CommandLine.arguments.dropFirst()
-        if let bad = args.first(where: { $0 != "--quick" && $0 != "--no-docs" && $0 != "--rules" }) {
-            print("usage: vigil-bench [--quick] [--no-docs] [--rules]  (unknown: \(bad))")
+        if let bad = args.first(where: { !["--quick", "--no-docs", "--rules", "--writes"].contains($0) }) {
+            print("usage: vigil-bench [--quick] [--no-docs] [--rules | --writes]  (unknown: \(bad))")
             exit(2)
         }
         // The rule engine alone, in process (no broker): `vigil-bench --rules`.
@@ -28,6 +28,17 @@ struct Bench {
                 String(
                     format: "rule engine: %d rules over %d series: %.2f us per reading (%.1f rules per reading)", engine.rules, engine.series,
                     engine.microsPerReading, engine.rulesPerReading))
+            exit(0)
+        }
+        // Flash writes and uplink bytes alone: `vigil-bench --writes`.
+        if args.contains("--writes") {
+            useSiblingDaemon()
+            let broker = try Broker()
+            let topics = (0..<100).map { "energy/site-\($0 % 10)/meter-\($0)/voltage" }
+            let rows = try WritesBench.run(
+                broker: broker, topics: topics, rates: [0, 1, 30, 300, 3000], seconds: args.contains("--quick") ? 20 : 60)
+            print(WritesBench.table(rows, saturation: nil))
+            print(UplinkBench.table(UplinkBench.run()))
             exit(0)
         }
         let quick = args.contains("--quick")

@@ -197,7 +197,10 @@ struct FaultRig {
     /// What upstream received of the outbox so far.
     func tally() throws -> UpstreamTally {
         let received = collector.all.filter { $0.seq > 0 && !$0.retained }
-        return UpstreamTally(maxSeq: try scalar(daemon, "SELECT max(seq) FROM outbox"), received: received, distinct: Set(received.map(\.seq)))
+        // The last seq given, from meta (rows of the outbox, the newest too, are pruned once
+        // delivered when the buffer is over max_size).
+        let maxSeq = try scalar(daemon, "SELECT coalesce((SELECT CAST(value AS INTEGER) - 1 FROM meta WHERE key = 'next_seq'), 0)")
+        return UpstreamTally(maxSeq: maxSeq, received: received, distinct: Set(received.map(\.seq)))
     }
 }
 

@@ -151,6 +151,25 @@ struct HotTierTests {
         #expect(try b.counters.stored(CounterName.readingsDuplicate) == 2)
     }
 
+    /// A flush of the readings alone leaves the counters in the hot tier (still counted by
+    /// a reader) and the flash counters' page unwritten; a full flush moves them.
+    @Test func aReadingsFlushLeavesTheCounters() throws {
+        let dir = TemporaryDirectory()
+        let o = options(dir)
+        let b = try Buffer(options: o)
+        try commitReadings(b, 0..<40)
+        try b.flush(counters: false) { _ throws(SQLiteError) in }
+        #expect(try flashCount(o) == 40)
+        let flash = try SQLiteDatabase(path: o.databasePath, readOnly: true)
+        #expect(try flash.scalarInt("SELECT value FROM counters WHERE name = 'readings_stored_total'") == nil)
+        #expect(try BufferReader(options: o).counters()[CounterName.readingsStored] == 40)
+        try commitReadings(b, 40..<50)
+        try b.flush { _ throws(SQLiteError) in }
+        #expect(try flashCount(o) == 50)
+        #expect(try flash.scalarInt("SELECT value FROM counters WHERE name = 'readings_stored_total'") == 50)
+        #expect(try b.tiers.hot!.isEmpty())
+    }
+
     /// `durability: full` has no hot tier: every commit is on flash.
     @Test func durabilityFullWritesFlashAtEveryCommit() throws {
         let dir = TemporaryDirectory()

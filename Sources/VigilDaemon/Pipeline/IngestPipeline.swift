@@ -170,8 +170,8 @@ public final class IngestPipeline: @unchecked Sendable {
     }
 
     /// Moves the hot tier into flash, with what waits for a flush: the rule timers that
-    /// changed without a transition, and once a minute when each series was last seen (a
-    /// page per hundred series, which every flush would write again).
+    /// changed without a transition; and once a minute when each series was last seen and
+    /// the counters (pages which every flush would write again).
     func flush() {
         commit()
         let now = clock.now()
@@ -179,7 +179,7 @@ public final class IngestPipeline: @unchecked Sendable {
         let seen = mono >= nextSeenWrite
         if seen { nextSeenWrite = mono + 60 }
         do {
-            let moved = try buffer.flush { tx throws(SQLiteError) in
+            let moved = try buffer.flush(counters: seen) { tx throws(SQLiteError) in
                 if seen { try buffer.readings.flushSeriesSeen(tx) }
                 try rules.saveStates(now: now, buffer, all: true)
             }
