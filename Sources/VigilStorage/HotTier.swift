@@ -123,10 +123,14 @@ final class HotTier {
         giveBack()
     }
 
-    /// Gives the freed pages and the WAL back to the tmpfs (busy while a reader is on it:
-    /// then at the next flush).
+    /// Gives the freed pages and the WAL back to the tmpfs. A TRUNCATE checkpoint waits in
+    /// the busy handler until every reader has left the WAL, and this runs on the ingest
+    /// thread: without a busy timeout, a reader (`vigil export`, a page build) only makes it
+    /// SQLITE_BUSY, and the next flush tries again.
     private func giveBack() {
         try? db.execute("PRAGMA incremental_vacuum")
+        db.setBusyTimeout(milliseconds: 0)
+        defer { db.setBusyTimeout(milliseconds: 5000) }
         try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     }
 

@@ -171,6 +171,29 @@ struct HotTierTests {
     }
 
     /// `durability: full` has no hot tier: every commit is on flash.
+    /// A reader in the middle of a read on the hot tier (an export, a page build) does not
+    /// hold up a flush, which runs on the ingest thread: the WAL is given back at a later
+    /// flush instead. (The checkpoint used to wait up to the 5 s busy timeout.)
+    @Test func aReaderOnTheHotTierDoesNotHoldUpAFlush() throws {
+        let dir = TemporaryDirectory()
+        let o = options(dir)
+        let b = try Buffer(options: o)
+        try commitReadings(b, 0..<100)
+        let reader = try SQLiteDatabase(path: o.hotPath!, readOnly: true)
+        try reader.execute("BEGIN")
+        #expect(try reader.scalarInt("SELECT count(*) FROM readings") == 100)
+        let started = Date()
+        #expect(try b.flush { _ throws(SQLiteError) in } == 100)
+        #expect(Date().timeIntervalSince(started) < 1.0)
+        try reader.execute("COMMIT")
+        // With the reader gone, the next flush gives the WAL back.
+        try commitReadings(b, 100..<150)
+        #expect(try b.flush { _ throws(SQLiteError) in } == 50)
+        #expect(try flashCount(o) == 150)
+        let wal = (try? FileManager.default.attributesOfItem(atPath: o.hotPath! + "-wal")[.size] as? Int) ?? 0
+        #expect(wal == 0)
+    }
+
     @Test func durabilityFullWritesFlashAtEveryCommit() throws {
         let dir = TemporaryDirectory()
         var o = options(dir)
