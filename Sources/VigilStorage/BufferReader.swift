@@ -162,3 +162,16 @@ public final class BufferReader {
         return (Timestamp(micros: lo), Timestamp(micros: hi))
     }
 }
+
+extension BufferReader {
+    /// The readings with `since <= ts < until`, flash and hot tier, by series id and in no
+    /// particular order: the page's sparklines read the new span since their last pass.
+    public func scan(since: Timestamp, until: Timestamp, _ body: (_ seriesID: Int64, _ ts: Int64, _ value: Double) -> Void)
+        throws(SQLiteError)
+    {
+        let stmt = try db.prepare("SELECT series_id, ts, value FROM \(both("ts, series_id, value", "readings")) WHERE ts >= ? AND ts < ?")
+        stmt.bind(1, since.micros)
+        stmt.bind(2, until.micros)
+        while try stmt.step() { body(stmt.int(0), stmt.int(1), stmt.double(2)) }
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+import VigilCore
+import VigilTestSupport
+
+@testable import VigilStorage
+
+@Suite("What the page reads")
+struct PageReadTests {
+    func event(_ rule: String, _ series: String, _ state: AlertTransition.State, _ level: AlertLevel, at: Int64, _ message: String)
+        -> AlertTransition
+    {
+        AlertTransition(
+            rule: rule, series: SeriesKey(path: series)!, state: state, level: level, previousLevel: nil, value: Double(at),
+            threshold: 1, at: t0.adding(.seconds(at)), since: t0, message: message)
+    }
+
+    /// The message of each active alert is its own latest event's, however many events of
+    /// other alerts came after it: a "latest N events" scan would miss the quiet one.
+    @Test func latestEventOfEachActiveAlert() throws {
+        let dir = TemporaryDirectory()
+        let w = try Buffer(options: BufferOptions(directory: dir.path))
+        try w.write { tx throws(SQLiteError) in
+            try w.alerts.record(event("quiet", "n/s/d/a", .raised, .yellow, at: 0, "quiet raised"), tx)
+            try w.alerts.record(event("quiet", "n/s/d/a", .escalated, .red, at: 1, "quiet is red now"), tx)
+            try w.alerts.record(event("quiet", "n/s/d/b", .raised, .blue, at: 2, "quiet on b"), tx)
+            for i in 0..<5000 {
+                let up = i % 2 == 0
+                try w.alerts.record(
+                    event("noisy", "n/s/d/c", up ? .escalated : .deescalated, up ? .orange : .yellow, at: Int64(10 + i), "noisy \(i)"), tx)
+            }
+        }
+        let reader = try BufferReader(options: BufferOptions(directory: dir.path))
+        let latest = try reader.latestEvents(of: [("quiet", "n/s/d/a"), ("quiet", "n/s/d/b"), ("noisy", "n/s/d/c"), ("gone", "n/s/d/a")])
+        #expect(latest.map(\.transition.message) == ["quiet is red now", "quiet on b", "noisy 4999"])
+        #expect(latest.map(\.transition.level) == [.red, .blue, .yellow])
+        // It is an index lookup, not a scan of the history.
+        let explain = try reader.db.prepare(
+            "EXPLAIN QUERY PLAN SELECT id FROM alert_events WHERE rule = 'a' AND series = 'b' ORDER BY id DESC LIMIT 1")
+        var plan = ""
+        while try explain.step() { plan += (explain.text(3) ?? "") + "; " }
+        #expect(plan.contains("alert_events_rule_series") && !plan.contains("TEMP B-TREE"), "\(plan)")
+    }
+
+    /// The page scans spans of the buffer and the hot tier: both are read, each span once.
+    @Test func scanReadsFlashAndHotTier() throws {
+        let dir = TemporaryDirectory()
+        var options = BufferOptions(directory: dir.path)
+        options.runtimeDirectory = dir.file("run")
+        try FileManager.default.createDirectory(atPath: dir.file("run"), withIntermediateDirectories: true)
+        let w = try Buffer(options: options)
+        try w.insertReading(reading("n/s/d/t", 1, t0))
+        try w.commit()
+        #expect(try w.flush { _ throws(SQLiteError) in } == 1)
+        try w.insertReading(reading("n/s/d/t", 2, t0.adding(.seconds(1))))
+        try w.insertReading(reading("n/s/d/t", 3, t0.adding(.seconds(2))))
+        try w.commit()
+        let reader = try BufferReader(options: options)
+        var got: [Double] = []
+        try reader.scan(since: t0, until: t0.adding(.seconds(2))) { _, _, v in got.append(v) }
+        #expect(got.sorted() == [1, 2])
+        got = []
+        try reader.scan(since: t0.adding(.seconds(2)), until: t0.adding(.seconds(3))) { _, _, v in got.append(v) }
+        #expect(got == [3])
+    }
+}
