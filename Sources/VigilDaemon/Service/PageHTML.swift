@@ -25,10 +25,10 @@ td,th{padding:3px 5px;border-bottom:1px solid #eee;text-align:left;vertical-alig
 .lv-blue{background:var(--blue)}.lv-yellow{background:var(--yellow);color:#222}.lv-orange{background:var(--orange)}.lv-red{background:var(--red)}
 tr.a-blue td:first-child{border-left:4px solid var(--blue)}tr.a-yellow td:first-child{border-left:4px solid var(--yellow)}
 tr.a-orange td:first-child{border-left:4px solid var(--orange)}tr.a-red td:first-child{border-left:4px solid var(--red)}
-.stale{color:var(--mute);font-style:italic}svg{vertical-align:middle}
+.stale{color:var(--mute);font-style:italic}table.ser{table-layout:fixed}table.ser td:nth-child(1){width:34%;word-break:break-all}table.ser td:nth-child(2){width:22%}table.ser td:nth-child(3){width:12%}table.ser td:nth-child(4){width:132px}svg{vertical-align:middle}
 input{width:100%;box-sizing:border-box;padding:6px;font-size:1em;margin-bottom:6px}
 #err{color:var(--red)}.num{text-align:right;white-space:nowrap}.small{font-size:.8em;color:var(--mute)}
-@media(max-width:600px){.hide-s{display:none}}
+@media(max-width:600px){.hide-s{display:none}table.ser td:nth-child(1){width:50%}}
 </style></head>
 <body data-renders="0">
 <h1 id="title">vigil</h1><div class="small" id="when"></div><div id="err"></div>
@@ -52,8 +52,8 @@ function row(tb,cells,cls){var r=el("tr",cls);cells.forEach(function(c){if(c ins
 function level(l){return l?el("span","lv lv-"+l,l):el("span")}
 function spark(pts,lvl){var ns="http://www.w3.org/2000/svg",w=120,h=24,s=document.createElementNS(ns,"svg");s.setAttribute("width",w);s.setAttribute("height",h);
  var v=pts.filter(function(x){return x!=null});if(!v.length)return s;var lo=Math.min.apply(null,v),hi=Math.max.apply(null,v),r=hi-lo||1,d="",pen=false;
- pts.forEach(function(x,i){if(x==null){pen=false;return}var px=(i*(w-2)/(pts.length-1||1)+1).toFixed(1),py=(h-2-(x-lo)/r*(h-4)).toFixed(1);d+=(pen?"L":"M")+px+" "+py;pen=true});
- var p=document.createElementNS(ns,"path");p.setAttribute("d",d);p.setAttribute("fill","none");p.setAttribute("stroke",lvl?"var(--"+lvl+")":"#456");p.setAttribute("stroke-width","1.5");s.appendChild(p);return s}
+ pts.forEach(function(x,i){if(x==null){pen=false;return}var px=(i*(w-2)/(pts.length-1||1)+1).toFixed(1),py=(h-2-(x-lo)/r*(h-4)).toFixed(1);d+=(pen?"L":"M")+px+" "+py+(pen?"":"h0");pen=true});
+ var p=document.createElementNS(ns,"path");p.setAttribute("d",d);p.setAttribute("fill","none");p.setAttribute("stroke",lvl?"var(--"+lvl+")":"#456");p.setAttribute("stroke-width","2");p.setAttribute("stroke-linecap","round");s.appendChild(p);return s}
 function render(d){
  last=d;document.title="vigil "+d.gateway+(d.alerts.length?" ("+d.alerts.length+" alerts)":"");
  document.getElementById("title").textContent="vigil · "+d.gateway;
@@ -70,7 +70,7 @@ function render(d){
  card(g,"readings in buffer",String(h.buffer_rows));
  card(g,"disk free (state)",bytes(h.state_dir_free_bytes),h.ingest_paused?"bad":"");
  card(g,"runtime dir free",bytes(h.runtime_dir_free_bytes));
- card(g,"clock offset",num(h.clock_offset_seconds)+" s",h.clock_offset_seconds?"bad":"");
+ var off=h.clock_offset_seconds;card(g,"clock offset",(Math.abs(off)<0.001?"0":num(off))+" s",Math.abs(off)>=1?"bad":"");
  card(g,"uptime",dur(h.uptime_seconds));card(g,"version",h.version+" ("+h.commit+")");
  if(h.ingest_paused)card(g,"ingest","PAUSED: disk full","bad");
  var a=clear(document.getElementById("alerts"));
@@ -91,7 +91,7 @@ function drawSeries(){
  if(!last)return;var f=document.getElementById("filter").value.toLowerCase(),box=clear(document.getElementById("series")),groups={},order=[];
  last.series.forEach(function(s){if(f&&s.path.toLowerCase().indexOf(f)<0)return;var k=s.network+"/"+s.site;if(!groups[k]){groups[k]=[];order.push(k)}groups[k].push(s)});
  if(!order.length)box.appendChild(el("div","small",f?"no series matches":"no series yet"));
- order.forEach(function(k){box.appendChild(el("h3","small",k));var tb=el("table");
+ order.forEach(function(k){box.appendChild(el("h3","small",k));var tb=el("table","ser");
   groups[k].forEach(function(s){var r=row(tb,[s.path.split("/").slice(2).join("/"),(s.latest!=null?num(s.latest):"–")+(s.unit?" "+s.unit:""),s.age_seconds!=null?dur(s.age_seconds):"–",spark(s.spark,s.alert),s.alert?level(s.alert):(s.stale?el("span","stale","stale"):"")],(s.alert?"a-"+s.alert:"")+(s.stale?" stale":""));
    r.dataset.series=s.path;r.children[3].className="hide-s"});box.appendChild(tb)})}
 document.getElementById("filter").addEventListener("input",drawSeries);
