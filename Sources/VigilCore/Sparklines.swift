@@ -35,11 +35,17 @@ public struct Sparklines: Sendable {
 
     public mutating func add(series id: Int64, ts: Int64, value: Double) {
         guard value.isFinite else { return }
-        let b = ts >= 0 ? ts / bucket.micros : (ts - bucket.micros + 1) / bucket.micros
+        add(series: id, bucket: ts / bucket.micros, sum: value, count: 1, latestTS: ts, latestValue: value)
+    }
+
+    /// Readings of one series and bucket (`ts / bucket`), summed already (by SQLite).
+    public mutating func add(series id: Int64, bucket b: Int64, sum: Double, count: Int, latestTS: Int64, latestValue: Double) {
         var s = series[id] ?? Series()
-        let old = s.sums[b] ?? (0, 0)
-        s.sums[b] = (old.sum + value, old.count + 1)
-        if s.latest.map({ ts >= $0.ts }) ?? true { s.latest = (ts, value) }
+        if sum.isFinite {
+            let old = s.sums[b] ?? (0, 0)
+            s.sums[b] = (old.sum + sum, old.count + count)
+        }
+        if latestValue.isFinite, s.latest.map({ latestTS >= $0.ts }) ?? true { s.latest = (latestTS, latestValue) }
         series[id] = s
     }
 

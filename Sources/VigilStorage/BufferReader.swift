@@ -67,8 +67,11 @@ public final class BufferReader {
     }
 
     /// `table`, or its union with the hot tier's.
-    private func both(_ columns: String, _ table: String) -> String {
-        hasHot ? "(SELECT \(columns) FROM main.\(table) UNION ALL SELECT \(columns) FROM hot.\(table))" : "main.\(table)"
+    /// - Parameter distinct: rows in both tiers count once (UNION rather than UNION ALL).
+    private func both(_ columns: String, _ table: String, distinct: Bool = false) -> String {
+        hasHot
+            ? "(SELECT \(columns) FROM main.\(table) UNION\(distinct ? "" : " ALL") SELECT \(columns) FROM hot.\(table))"
+            : "main.\(table)"
     }
 
     public func series() throws(SQLiteError) -> [SeriesInfo] {
@@ -164,14 +167,37 @@ public final class BufferReader {
 }
 
 extension BufferReader {
-    /// The readings with `since <= ts < until`, flash and hot tier, by series id and in no
-    /// particular order: the page's sparklines read the new span since their last pass.
-    public func scan(since: Timestamp, until: Timestamp, _ body: (_ seriesID: Int64, _ ts: Int64, _ value: Double) -> Void)
-        throws(SQLiteError)
-    {
-        let stmt = try db.prepare("SELECT series_id, ts, value FROM \(both("ts, series_id, value", "readings")) WHERE ts >= ? AND ts < ?")
-        stmt.bind(1, since.micros)
-        stmt.bind(2, until.micros)
-        while try stmt.step() { body(stmt.int(0), stmt.int(1), stmt.double(2)) }
+    /// One series' readings in one bucket of time, as `bucketed` sums them.
+    public struct Bucket: Sendable, Equatable {
+        public var seriesID: Int64
+        /// `ts / bucket` (microseconds).
+        public var index: Int64
+        public var sum: Double
+        public var count: Int
+        /// The newest reading of the bucket.
+        public var latestTS: Int64
+        public var latestValue: Double
+    }
+
+    /// The readings with `since <= ts < until`, flash and hot tier, summed by series and
+    /// bucket of `bucket` microseconds in SQLite (a row per series and bucket comes out,
+    /// not a row per reading): the page's sparklines read the new span since their last pass.
+    public func bucketed(since: Timestamp, until: Timestamp, bucket: Int64, _ body: (Bucket) -> Void) throws(SQLiteError) {
+        // A bare column beside max() takes the values of the row with the max (SQLite's rule).
+        // UNION, not UNION ALL: between a flush's flash commit and the emptying of the hot
+        // tier a reading is in both, and must count once (as the readings' key says).
+        let readings = both("ts, series_id, value", "readings", distinct: true)
+        let stmt = try db.prepare(
+            "SELECT series_id, ts / ?1 AS b, sum(value), count(*), max(ts), value FROM \(readings) WHERE ts >= ?2 AND ts < ?3 GROUP BY series_id, b"
+        )
+        stmt.bind(1, bucket)
+        stmt.bind(2, since.micros)
+        stmt.bind(3, until.micros)
+        while try stmt.step() {
+            body(
+                Bucket(
+                    seriesID: stmt.int(0), index: stmt.int(1), sum: stmt.double(2), count: Int(stmt.int(3)), latestTS: stmt.int(4),
+                    latestValue: stmt.double(5)))
+        }
     }
 }

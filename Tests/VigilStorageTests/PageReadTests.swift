@@ -42,25 +42,38 @@ struct PageReadTests {
         #expect(plan.contains("alert_events_rule_series") && !plan.contains("TEMP B-TREE"), "\(plan)")
     }
 
-    /// The page scans spans of the buffer and the hot tier: both are read, each span once.
-    @Test func scanReadsFlashAndHotTier() throws {
+    /// The page reads spans of the buffer and the hot tier, summed by series and minute
+    /// in SQLite: both tiers are read, each span once, and each bucket carries its newest reading.
+    @Test func bucketsSumFlashAndHotTier() throws {
         let dir = TemporaryDirectory()
         var options = BufferOptions(directory: dir.path)
         options.runtimeDirectory = dir.file("run")
         try FileManager.default.createDirectory(atPath: dir.file("run"), withIntermediateDirectories: true)
         let w = try Buffer(options: options)
         try w.insertReading(reading("n/s/d/t", 1, t0))
+        try w.insertReading(reading("n/s/d/u", 10, t0))
         try w.commit()
-        #expect(try w.flush { _ throws(SQLiteError) in } == 1)
+        #expect(try w.flush { _ throws(SQLiteError) in } == 2)
         try w.insertReading(reading("n/s/d/t", 2, t0.adding(.seconds(1))))
-        try w.insertReading(reading("n/s/d/t", 3, t0.adding(.seconds(2))))
+        try w.insertReading(reading("n/s/d/t", 3, t0.adding(.seconds(61))))
         try w.commit()
         let reader = try BufferReader(options: options)
-        var got: [Double] = []
-        try reader.scan(since: t0, until: t0.adding(.seconds(2))) { _, _, v in got.append(v) }
-        #expect(got.sorted() == [1, 2])
+        let ids = Dictionary(uniqueKeysWithValues: try reader.series().map { ($0.key.path, $0.id) })
+        // As between a flush's flash commit and the emptying of the hot tier: the flushed
+        // reading in both tiers. It counts once.
+        let hot = try SQLiteDatabase(path: options.hotPath!)
+        try hot.execute("INSERT INTO readings(ts, series_id, value) VALUES (\(t0.micros), \(ids["n/s/d/t"]!), 1)")
+        var got: [BufferReader.Bucket] = []
+        let minute = TimeSpan.minutes(1).micros
+        try reader.bucketed(since: t0, until: t0.adding(.seconds(61)), bucket: minute) { got.append($0) }
+        got.sort { ($0.seriesID, $0.index) < ($1.seriesID, $1.index) }
+        #expect(
+            got == [
+                .init(seriesID: ids["n/s/d/t"]!, index: t0.micros / minute, sum: 3, count: 2, latestTS: t0.adding(.seconds(1)).micros, latestValue: 2),
+                .init(seriesID: ids["n/s/d/u"]!, index: t0.micros / minute, sum: 10, count: 1, latestTS: t0.micros, latestValue: 10),
+            ].sorted { ($0.seriesID, $0.index) < ($1.seriesID, $1.index) })
         got = []
-        try reader.scan(since: t0.adding(.seconds(2)), until: t0.adding(.seconds(3))) { _, _, v in got.append(v) }
-        #expect(got == [3])
+        try reader.bucketed(since: t0.adding(.seconds(61)), until: t0.adding(.seconds(62)), bucket: minute) { got.append($0) }
+        #expect(got.map(\.sum) == [3] && got.map(\.index) == [t0.micros / minute + 1])
     }
 }

@@ -215,7 +215,9 @@ final class PageBuilder: @unchecked Sendable {
         // Series: the latest value and the last hour, from the span not read yet.
         let span = sparks.nextSpan(now: now)
         if span.from < span.to {
-            try reader.scan(since: span.from, until: span.to) { id, ts, value in sparks.add(series: id, ts: ts, value: value) }
+            try reader.bucketed(since: span.from, until: span.to, bucket: sparks.bucket.micros) { b in
+                sparks.add(series: b.seriesID, bucket: b.index, sum: b.sum, count: b.count, latestTS: b.latestTS, latestValue: b.latestValue)
+            }
             sparks.read(until: span.to)
         }
         let known = try reader.series()
