@@ -233,11 +233,8 @@ extension HTTPRouter {
         }
         get("/page.json") { request in
             if case .respond(let r) = page.auth.check(request) { return r }
-            let data = await page.cache.get()
-            let filter = PageAuth.queryValue("series", in: request.query) ?? ""
-            return HTTPResponse(
-                status: 200, contentType: "application/json", headers: Self.pageHeaders,
-                body: PageData.encode(filter.isEmpty ? data : data.filtered(filter)))
+            let body = await page.json(filter: PageAuth.queryValue("series", in: request.query) ?? "")
+            return HTTPResponse(status: 200, contentType: "application/json", headers: Self.pageHeaders, body: body)
         }
     }
 }

@@ -250,17 +250,33 @@ final class PageBuilder: @unchecked Sendable {
     }
 }
 
+/// One build: the data, and its JSON encoded once for every request it serves.
+struct PageSnapshot: Sendable {
+    var data: PageData
+    var json: [UInt8]
+}
+
 /// The page's JSON, built at most once a second on a thread of its own (single flight).
 final class PageService: Sendable {
     let auth: PageAuth
-    let cache: SingleFlight<PageData>
+    let cache: SingleFlight<PageSnapshot>
 
     init(daemon: Daemon, token: String?) {
         auth = PageAuth(token: token)
         let builder = PageBuilder(daemon: daemon)
         cache = SingleFlight(maxAge: 1, now: { Monotonic.seconds() }) {
-            await Self.onThread { builder.build() }
+            await Self.onThread {
+                let data = builder.build()
+                return PageSnapshot(data: data, json: PageData.encode(data))
+            }
         }
+    }
+
+    /// `/page.json`: the cached JSON as it is, or with only the series that match `filter`
+    /// (encoded for this request: the cached data is filtered, nothing is read again).
+    func json(filter: String) async -> [UInt8] {
+        let snapshot = await cache.get()
+        return filter.isEmpty ? snapshot.json : PageData.encode(snapshot.data.filtered(filter))
     }
 
     /// Runs `body` on a thread of its own: SQLite reads must not hold a thread of the

@@ -46,6 +46,7 @@ function clear(e){while(e.firstChild)e.removeChild(e.firstChild);return e}
 function num(v){if(v==null)return"–";var a=Math.abs(v);return a>=1e6||(a<1e-3&&a>0)?v.toExponential(3):String(Math.round(v*1000)/1000)}
 function bytes(b){if(b==null)return"–";var u=["B","KiB","MiB","GiB","TiB"],i=0;while(b>=1024&&i<4){b/=1024;i++}return(Math.round(b*10)/10)+" "+u[i]}
 function dur(s){if(s==null)return"–";s=Math.max(0,s);if(s<90)return Math.round(s)+" s";if(s<5400)return Math.round(s/60)+" min";if(s<172800)return Math.round(s/3600)+" h";return Math.round(s/86400)+" d"}
+function ms(v){return v==null?"–":v<1000?num(v)+" ms":dur(v/1000)}
 function ago(t){return t?dur((Date.now()-Date.parse(t))/1000)+" ago":"–"}
 function card(p,label,value,cls){var c=el("div","card");c.appendChild(el("b",null,label));c.appendChild(el("span",cls||"",value));p.appendChild(c)}
 function row(tb,cells,cls){var r=el("tr",cls);cells.forEach(function(c){if(c instanceof Node){var d=el("td");d.appendChild(c);r.appendChild(d)}else r.appendChild(el("td",null,c))});tb.appendChild(r);return r}
@@ -65,7 +66,7 @@ function render(d){
   card(g,"backlog",h.upstream.backlog+" msgs"+(h.upstream.backlog_oldest_seconds!=null?", oldest "+dur(h.upstream.backlog_oldest_seconds):""))}
  else card(g,"upstream","not configured");
  card(g,"ingest rate",h.ingest_rate!=null?num(h.ingest_rate)+" /s":"–");
- card(g,"publish→stored p50 / p99",num(h.publish_to_stored_ms.p50)+" / "+num(h.publish_to_stored_ms.p99)+" ms");
+ card(g,"publish→stored p50 / p99",ms(h.publish_to_stored_ms.p50)+" / "+ms(h.publish_to_stored_ms.p99));
  card(g,"buffer",bytes(h.buffer_bytes)+" of "+bytes(h.buffer_max_bytes)+" ("+Math.round(100*h.buffer_bytes/Math.max(1,h.buffer_max_bytes))+" %)",h.buffer_bytes>0.9*h.buffer_max_bytes?"bad":"");
  card(g,"readings in buffer",String(h.buffer_rows));
  card(g,"disk free (state)",bytes(h.state_dir_free_bytes),h.ingest_paused?"bad":"");
