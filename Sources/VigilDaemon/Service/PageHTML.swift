@@ -23,12 +23,15 @@ table{border-collapse:collapse;width:100%;background:#fff;font-size:.9em}
 td,th{padding:3px 5px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
 .lv{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:.85em}
 .lv-blue{background:var(--blue)}.lv-yellow{background:var(--yellow);color:#222}.lv-orange{background:var(--orange)}.lv-red{background:var(--red)}
-tr.a-blue td:first-child{border-left:4px solid var(--blue)}tr.a-yellow td:first-child{border-left:4px solid var(--yellow)}
-tr.a-orange td:first-child{border-left:4px solid var(--orange)}tr.a-red td:first-child{border-left:4px solid var(--red)}
+tr.a-blue{box-shadow:inset 4px 0 var(--blue)}tr.a-yellow{box-shadow:inset 4px 0 var(--yellow)}
+tr.a-orange{box-shadow:inset 4px 0 var(--orange)}tr.a-red{box-shadow:inset 4px 0 var(--red)}td:first-child{padding-left:8px}
 .stale{color:var(--mute);font-style:italic}table.ser{table-layout:fixed}table.ser td:nth-child(1){width:34%;word-break:break-all}table.ser td:nth-child(2){width:22%}table.ser td:nth-child(3){width:12%}table.ser td:nth-child(4){width:132px}svg{vertical-align:middle}
 input{width:100%;box-sizing:border-box;padding:6px;font-size:1em;margin-bottom:6px}
 #err{color:var(--red)}.num{text-align:right;white-space:nowrap}.small{font-size:.8em;color:var(--mute)}
-@media(max-width:600px){.hide-s{display:none}table.ser td:nth-child(1){width:50%}}
+@media(max-width:600px){.hide-s{display:none}table.ser td:nth-child(1){width:42%}
+#alerts tr,#transitions tr,#rejects tr{display:block;border-bottom:1px solid #ddd;padding:2px 0}
+#alerts td,#transitions td,#rejects td{display:inline-block;border:0;padding:1px 4px}
+#alerts td:last-child,#transitions td:last-child,#rejects td:last-child{display:block}#alerts tr.small{display:none}}
 </style></head>
 <body data-renders="0">
 <h1 id="title">vigil</h1><div class="small" id="when"></div><div id="err"></div>
