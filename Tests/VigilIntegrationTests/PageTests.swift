@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 import Testing
 import VigilCore
@@ -6,6 +7,7 @@ import VigilMQTT
 import VigilTestSupport
 
 @testable import VigilDaemon
+@testable import VigilStorage
 
 /// One GET with extra headers: status, headers (lower-case names) and body.
 func pageGet(port: Int, _ target: String, headers: [String: String] = [:]) -> (status: Int, headers: [String: String], body: String)? {
@@ -118,6 +120,53 @@ extension Integration {
                 return (d?["series"] as? [[String: Any]])?.count == 4
             })
             while !publisher.isFinished { Thread.sleep(forTimeInterval: 0.05) }
+        }
+
+        /// The page's active alerts carry the message of each alert's own latest event, with
+        /// thousands of events of another alert after it: the last 20 transitions do not
+        /// hold it, and the page still shows it.
+        @Test func eachActiveAlertHasItsOwnLatestMessage() throws {
+            let broker = try Broker()
+            let dir = TemporaryDirectory()
+            let text = DaemonProcess.config(localPort: broker.port)
+                .replacingOccurrences(of: "./state", with: dir.file("state")).replacingOccurrences(of: "./run", with: dir.file("run"))
+            let config = try VigilConfig.parse(text, file: dir.file("vigil.yaml"))
+            for d in ["run", "state"] { try FileManager.default.createDirectory(atPath: dir.file(d), withIntermediateDirectories: true) }
+            let t0 = Timestamp.now().subtracting(.hours(1))
+            func event(_ rule: String, _ series: String, _ state: AlertTransition.State, _ level: AlertLevel, _ s: Int64, _ message: String)
+                -> AlertTransition
+            {
+                AlertTransition(
+                    rule: rule, series: SeriesKey(path: series)!, state: state, level: level, previousLevel: nil, value: Double(s),
+                    threshold: 1, at: t0.adding(.seconds(s)), since: t0, message: message)
+            }
+            // What a daemon that ran would have left: a quiet alert, then a noisy one.
+            do {
+                let buffer = try Buffer(options: config.buffer)
+                try buffer.write { tx throws(SQLiteError) in
+                    try buffer.alerts.record(event("quiet", "water/st-1/g/level", .raised, .yellow, 0, "quiet went yellow"), tx)
+                    try buffer.alerts.record(event("quiet", "water/st-1/g/level", .escalated, .red, 1, "quiet went red"), tx)
+                    for i in 0..<3000 {
+                        let up = i % 2 == 0
+                        try buffer.alerts.record(
+                            event("noisy", "energy/s/m/v", up ? .escalated : .deescalated, up ? .orange : .yellow, Int64(10 + i), "noisy \(i)"), tx)
+                    }
+                    for (rule, series, level) in [("quiet", "water/st-1/g/level", AlertLevel.red), ("noisy", "energy/s/m/v", .yellow)] {
+                        try buffer.alerts.save(
+                            AlertStateRecord(
+                                rule: rule, series: SeriesKey(path: series)!, level: level, since: t0, pending: [:], absent: [:], lastValue: 9,
+                                threshold: 8), now: t0, tx)
+                    }
+                }
+            }
+            let daemon = try Daemon(config: config, logger: Logger(label: "test"))
+            let data = PageBuilder(daemon: daemon).build()
+            #expect(data.error == nil)
+            #expect(data.alerts.map(\.rule) == ["quiet", "noisy"], "red first")
+            #expect(data.alerts.map(\.level) == ["red", "yellow"])
+            #expect(data.alerts.map(\.message) == ["quiet went red", "noisy 2999"])
+            #expect(data.transitions.count == PageBuilder.transitionsShown)
+            #expect(!data.transitions.contains { $0.rule == "quiet" } && data.transitions.first?.message == "noisy 2999", "newest first")
         }
 
         /// Twenty requests at once while a build is due: one build serves them all.

@@ -59,10 +59,6 @@ struct PageReadTests {
         try w.commit()
         let reader = try BufferReader(options: options)
         let ids = Dictionary(uniqueKeysWithValues: try reader.series().map { ($0.key.path, $0.id) })
-        // As between a flush's flash commit and the emptying of the hot tier: the flushed
-        // reading in both tiers. It counts once.
-        let hot = try SQLiteDatabase(path: options.hotPath!)
-        try hot.execute("INSERT INTO readings(ts, series_id, value) VALUES (\(t0.micros), \(ids["n/s/d/t"]!), 1)")
         var got: [BufferReader.Bucket] = []
         let minute = TimeSpan.minutes(1).micros
         try reader.bucketed(since: t0, until: t0.adding(.seconds(61)), bucket: minute) { got.append($0) }
@@ -75,5 +71,14 @@ struct PageReadTests {
         got = []
         try reader.bucketed(since: t0.adding(.seconds(61)), until: t0.adding(.seconds(62)), bucket: minute) { got.append($0) }
         #expect(got.map(\.sum) == [3] && got.map(\.index) == [t0.micros / minute + 1])
+        // As between a flush's flash commit and the emptying of the hot tier: every hot
+        // reading in flash too. Each counts once.
+        let flash = try SQLiteDatabase(path: options.databasePath)
+        try flash.execute("ATTACH DATABASE '\(options.hotPath!)' AS hot; INSERT INTO main.readings SELECT * FROM hot.readings; DETACH DATABASE hot")
+        #expect(try SQLiteDatabase(path: options.hotPath!).scalarInt("SELECT count(*) FROM readings") == 2)
+        var again: [BufferReader.Bucket] = []
+        try reader.bucketed(since: t0, until: t0.adding(.seconds(62)), bucket: minute) { again.append($0) }
+        #expect(again.map(\.count).reduce(0, +) == 4, "\(again)")
+        #expect(again.map(\.sum).reduce(0, +) == 16)
     }
 }

@@ -90,12 +90,15 @@ struct PageData: Codable, Sendable, Equatable {
 
     var gateway: String
     var generatedAt: String
-    /// How long this build took.
+    /// How long this build took, and the CPU time it used (its thread's).
     var buildMs: Double
+    var buildCpuMs: Double
     /// Builds since start (one per second at most, however many pages poll).
     var builds: UInt64
     var health: Health
+    /// Red first; in a level, the oldest first.
     var alerts: [ActiveAlert]
+    /// The last transitions, newest first.
     var transitions: [Transition]
     var series: [Series]
     var rejects: Rejects
@@ -144,9 +147,10 @@ final class PageBuilder: @unchecked Sendable {
     func build() -> PageData {
         builds += 1
         let started = Monotonic.seconds()
+        let cpu = Self.threadCPUSeconds()
         let now = daemon.clock.now()
         var data = PageData(
-            gateway: daemon.config.gatewayID, generatedAt: now.rfc3339, buildMs: 0, builds: builds,
+            gateway: daemon.config.gatewayID, generatedAt: now.rfc3339, buildMs: 0, buildCpuMs: 0, builds: builds,
             health: health(now: now), alerts: [], transitions: [], series: [],
             rejects: PageData.Rejects(
                 byReason: Dictionary(uniqueKeysWithValues: daemon.pipeline.snapshot.rejected.map { ($0.key.rawValue, $0.value) }),
@@ -159,7 +163,14 @@ final class PageBuilder: @unchecked Sendable {
             data.error = "\(error)"
         }
         data.buildMs = (Monotonic.seconds() - started) * 1000
+        data.buildCpuMs = (Self.threadCPUSeconds() - cpu) * 1000
         return data
+    }
+
+    static func threadCPUSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     private func health(now: Timestamp) -> PageData.Health {

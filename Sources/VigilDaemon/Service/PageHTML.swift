@@ -83,7 +83,7 @@ function render(d){
   d.alerts.forEach(function(x){row(a,[level(x.level),x.series,num(x.value),num(x.threshold),ago(x.since),x.rule,x.message],"a-"+x.level)})}
  var t=clear(document.getElementById("transitions"));
  if(!d.transitions.length)row(t,["none yet"]);
- d.transitions.slice().reverse().forEach(function(x){row(t,[ago(x.at),x.state,level(x.level),x.series,num(x.value),x.message],"a-"+x.level)});
+ d.transitions.forEach(function(x){row(t,[ago(x.at),x.state,level(x.level),x.series,num(x.value),x.message],"a-"+x.level)});
  drawSeries();
  var rc=clear(document.getElementById("rejcounts")),any=false;
  Object.keys(d.rejects.by_reason).sort().forEach(function(k){if(d.rejects.by_reason[k]>0){any=true;card(rc,k,String(d.rejects.by_reason[k]),"bad")}});
