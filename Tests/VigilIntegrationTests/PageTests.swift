@@ -151,6 +151,12 @@ extension Integration {
                         try buffer.alerts.record(
                             event("noisy", "energy/s/m/v", up ? .escalated : .deescalated, up ? .orange : .yellow, Int64(10 + i), "noisy \(i)"), tx)
                     }
+                    // A series silent for 30 minutes (no stale rule: 15 min makes it stale),
+                    // and one heard a minute ago.
+                    _ = try buffer.readings.insert(
+                        Reading(series: SeriesKey(path: "water/st-2/g/level")!, value: 4.5, timestamp: Timestamp.now().subtracting(.minutes(30)), unit: "m"), tx)
+                    _ = try buffer.readings.insert(
+                        Reading(series: SeriesKey(path: "water/st-3/g/level")!, value: 1.5, timestamp: Timestamp.now().subtracting(.minutes(1))), tx)
                     for (rule, series, level) in [("quiet", "water/st-1/g/level", AlertLevel.red), ("noisy", "energy/s/m/v", .yellow)] {
                         try buffer.alerts.save(
                             AlertStateRecord(
@@ -165,6 +171,14 @@ extension Integration {
             #expect(data.alerts.map(\.rule) == ["quiet", "noisy"], "red first")
             #expect(data.alerts.map(\.level) == ["red", "yellow"])
             #expect(data.alerts.map(\.message) == ["quiet went red", "noisy 2999"])
+            let silent = try #require(data.series.first { $0.path == "water/st-2/g/level" })
+            #expect(silent.stale && silent.latest == 4.5 && silent.unit == "m" && (silent.ageSeconds ?? 0) >= 1800)
+            // Its sparkline has the minute 30 minutes back (index 29 of 60, give or take the turn of a minute).
+            #expect(silent.spark.count == 60 && silent.spark.compactMap { $0 } == [4.5])
+            #expect(silent.spark[28...30].contains { $0 == 4.5 })
+            let heard = try #require(data.series.first { $0.path == "water/st-3/g/level" })
+            #expect(!heard.stale && heard.alert == nil)
+            #expect(data.series.first { $0.path == "water/st-1/g/level" } == nil, "no reading: an alert alone makes no series")
             #expect(data.transitions.count == PageBuilder.transitionsShown)
             #expect(!data.transitions.contains { $0.rule == "quiet" } && data.transitions.first?.message == "noisy 2999", "newest first")
         }
