@@ -80,5 +80,10 @@ struct PageReadTests {
         try reader.bucketed(since: t0, until: t0.adding(.seconds(62)), bucket: minute) { again.append($0) }
         #expect(again.map(\.count).reduce(0, +) == 4, "\(again)")
         #expect(again.map(\.sum).reduce(0, +) == 16)
+        // At most `limit` readings, the newest: the work of a pass is bounded.
+        var newest: [BufferReader.Bucket] = []
+        let read = try reader.bucketed(since: t0, until: t0.adding(.seconds(62)), bucket: minute, limit: 2) { newest.append($0) }
+        #expect(read == 2)
+        #expect(newest.map(\.latestValue).sorted() == [2, 3] && newest.map(\.count).reduce(0, +) == 2, "\(newest)")
     }
 }

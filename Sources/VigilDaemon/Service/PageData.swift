@@ -102,6 +102,10 @@ struct PageData: Codable, Sendable, Equatable {
     var transitions: [Transition]
     var series: [Series]
     var rejects: Rejects
+    /// The last pass over new readings read only the newest of them (more than
+    /// `PageBuilder.readingsPerSecond` a second came in): the latest minute's means are
+    /// those of a sample.
+    var sparkSampled: Bool
     /// What could not be read from the buffer this time, if anything.
     var error: String?
 
@@ -126,10 +130,12 @@ struct PageData: Codable, Sendable, Equatable {
 /// never the ingest thread's connection or locks. One build at a time (the single-flight
 /// cache calls it), on a thread of its own.
 final class PageBuilder: @unchecked Sendable {
-    // @unchecked: `reader`, `sparks` and `builds` are used by one build at a time; `SingleFlight`
+    // @unchecked: `reader`, `sparks`, `sampled` and `builds` are used by one build at a time; `SingleFlight`
     // never runs two builds at once, and each build runs on its one thread start to end.
     private var reader: BufferReader?
     private var sparks = Sparklines()
+    /// Whether the last pass over new readings hit its bound.
+    private var sampled = false
     let daemon: Daemon
 
     /// How many transitions the page lists, and how many rejects.
@@ -137,6 +143,11 @@ final class PageBuilder: @unchecked Sendable {
     static let rejectsShown = 10
     /// A series without a rule that says when it is silent is stale after this long.
     static let defaultStale = TimeSpan.minutes(15)
+    /// What one build reads of the new readings: at most this many per second of the span
+    /// (about 15 ms of CPU), and at most `readingsPerPass` in all. Above that rate the
+    /// newest of them are read and the rest are not drawn (they are stored as usual).
+    static let readingsPerSecond = 20_000
+    static let readingsPerPass = 200_000
 
     init(daemon: Daemon) {
         self.daemon = daemon
@@ -154,7 +165,7 @@ final class PageBuilder: @unchecked Sendable {
             health: health(now: now), alerts: [], transitions: [], series: [],
             rejects: PageData.Rejects(
                 byReason: Dictionary(uniqueKeysWithValues: daemon.pipeline.snapshot.rejected.map { ($0.key.rawValue, $0.value) }),
-                latest: []))
+                latest: []), sparkSampled: false)
         do {
             try fill(&data, now: now)
         } catch {
@@ -226,9 +237,14 @@ final class PageBuilder: @unchecked Sendable {
         // Series: the latest value and the last hour, from the span not read yet.
         let span = sparks.nextSpan(now: now)
         if span.from < span.to {
-            try reader.bucketed(since: span.from, until: span.to, bucket: sparks.bucket.micros) { b in
+            // Bounded work: at most `readingsPerSecond` for each second of the span (the
+            // first pass, over the hour, at most `readingsPerPass`).
+            let seconds = Double(span.to.micros - span.from.micros) / 1e6
+            let limit = Int(min(Double(Self.readingsPerPass), max(1, seconds) * Double(Self.readingsPerSecond)))
+            let read = try reader.bucketed(since: span.from, until: span.to, bucket: sparks.bucket.micros, limit: limit) { b in
                 sparks.add(series: b.seriesID, bucket: b.index, sum: b.sum, count: b.count, latestTS: b.latestTS, latestValue: b.latestValue)
             }
+            sampled = read >= limit
             sparks.read(until: span.to)
         }
         let known = try reader.series()
@@ -249,6 +265,7 @@ final class PageBuilder: @unchecked Sendable {
                 stale: staleRuleActive.contains(path) || (age.map { $0 > staleAfter.seconds } ?? true))
         }
 
+        data.sparkSampled = sampled
         data.rejects.latest = try reader.rejects(limit: Self.rejectsShown).map { r in
             PageData.Reject(at: r.at.rfc3339, topic: r.topic, reason: r.reason.code.rawValue, detail: r.reason.detail)
         }
