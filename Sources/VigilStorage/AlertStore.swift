@@ -139,20 +139,40 @@ extension BufferReader {
         stmt.bind(2, Int64(limit))
         var out: [StoredAlertEvent] = []
         while try stmt.step() {
-            guard let series = SeriesKey(path: stmt.text(3) ?? ""),
-                let state = AlertTransition.State(rawValue: stmt.text(4) ?? ""),
-                let level = AlertLevel(name: stmt.text(5) ?? "")
-            else { continue }
-            out.append(
-                StoredAlertEvent(
-                    id: stmt.int(0),
-                    transition: AlertTransition(
-                        rule: stmt.text(2) ?? "", series: series, state: state, level: level,
-                        previousLevel: stmt.text(6).flatMap { AlertLevel(name: $0) },
-                        value: stmt.isNull(7) ? nil : stmt.double(7), threshold: stmt.isNull(8) ? nil : stmt.double(8),
-                        at: Timestamp(micros: stmt.int(1)), since: Timestamp(micros: stmt.int(9)),
-                        message: stmt.text(10) ?? "")))
+            if let e = Self.event(stmt) { out.append(e) }
         }
         return out
+    }
+
+    /// The latest event of each (rule, series) asked for: one index lookup each
+    /// (`alert_events_rule_series`), however many events the history holds.
+    public func latestEvents(of pairs: [(rule: String, series: String)]) throws(SQLiteError) -> [StoredAlertEvent] {
+        let stmt = try db.prepare(
+            "SELECT id, at, rule, series, state, level, previous_level, value, threshold, since, message FROM alert_events WHERE rule = ? AND series = ? ORDER BY id DESC LIMIT 1"
+        )
+        var out: [StoredAlertEvent] = []
+        for (rule, series) in pairs {
+            stmt.bind(1, rule)
+            stmt.bind(2, series)
+            if try stmt.step(), let e = Self.event(stmt) { out.append(e) }
+            stmt.reset()
+        }
+        return out
+    }
+
+    /// A row of `SELECT id, at, rule, series, state, level, previous_level, value, threshold, since, message`.
+    static func event(_ stmt: SQLiteStatement) -> StoredAlertEvent? {
+        guard let series = SeriesKey(path: stmt.text(3) ?? ""),
+            let state = AlertTransition.State(rawValue: stmt.text(4) ?? ""),
+            let level = AlertLevel(name: stmt.text(5) ?? "")
+        else { return nil }
+        return StoredAlertEvent(
+            id: stmt.int(0),
+            transition: AlertTransition(
+                rule: stmt.text(2) ?? "", series: series, state: state, level: level,
+                previousLevel: stmt.text(6).flatMap { AlertLevel(name: $0) },
+                value: stmt.isNull(7) ? nil : stmt.double(7), threshold: stmt.isNull(8) ? nil : stmt.double(8),
+                at: Timestamp(micros: stmt.int(1)), since: Timestamp(micros: stmt.int(9)),
+                message: stmt.text(10) ?? ""))
     }
 }

@@ -89,6 +89,11 @@ enum Schema {
         CREATE INDEX outbox_pending ON outbox(kind, seq) WHERE delivered IS NULL;
         CREATE INDEX outbox_delivered ON outbox(delivered) WHERE delivered IS NOT NULL;
         """,
+        // 3 -> 4: the latest event of one (rule, series) is an index lookup, for the page's
+        // active alerts (however long the history).
+        """
+        CREATE INDEX alert_events_rule_series ON alert_events(rule, series, id);
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

@@ -17,8 +17,8 @@ import VigilTestSupport
 struct Bench {
     static func main() throws {
         let args = CommandLine.arguments.dropFirst()
-        if let bad = args.first(where: { !["--quick", "--no-docs", "--rules", "--writes"].contains($0) }) {
-            print("usage: vigil-bench [--quick] [--no-docs] [--rules | --writes]  (unknown: \(bad))")
+        if let bad = args.first(where: { !["--quick", "--no-docs", "--rules", "--writes", "--page"].contains($0) }) {
+            print("usage: vigil-bench [--quick] [--no-docs] [--rules | --writes | --page]  (unknown: \(bad))")
             exit(2)
         }
         // The rule engine alone, in process (no broker): `vigil-bench --rules`.
@@ -39,6 +39,20 @@ struct Bench {
                 broker: broker, topics: topics, rates: [0, 1, 30, 300, 3000], seconds: args.contains("--quick") ? 20 : 60)
             print(WritesBench.table(rows, saturation: nil))
             print(UplinkBench.table(UplinkBench.run()))
+            exit(0)
+        }
+        // Ingest at saturation with the page polled every second, and without: `vigil-bench --page`.
+        if args.contains("--page") {
+            useSiblingDaemon()
+            let broker = try Broker()
+            let topics = (0..<100).map { "energy/site-\($0 % 10)/meter-\($0)/voltage" }
+            let seconds = args.contains("--quick") ? 5.0 : 20
+            print("vigil-bench --page: \(ProcessInfo.processInfo.activeProcessorCount) cores, load average \(loadAverage()), \(gitDescription())")
+            let sides = try PageBench.run(broker: broker, topics: topics, seconds: seconds, rounds: 2)
+            let row = PageBench.row(sides, seconds: seconds)
+            print("\n| measure | value | target |\n| --- | --- | --- |\n| \(row.measure) | \(row.value) | \(row.target) |\n")
+            print(PageBench.table(sides))
+            print("load average after: \(loadAverage())")
             exit(0)
         }
         let quick = args.contains("--quick")
@@ -115,6 +129,10 @@ struct Bench {
         let writes = try WritesBench.run(broker: broker, topics: topics, rates: [0, 1, 30, 300, 3000], seconds: quick ? 20 : 60)
         print("uplink:")
         let uplink = UplinkBench.run()
+        // 7. Ingest at saturation with the technician's page polled every second, and without.
+        print("page: [\(Int(Date().timeIntervalSince(began))) s]")
+        let pageSeconds = quick ? 5.0 : 20
+        let page = try PageBench.run(broker: broker, topics: topics, seconds: pageSeconds, rounds: quick ? 1 : 2)
 
         var summary: [BenchReport.Row] = [
             .init(
@@ -182,6 +200,8 @@ struct Bench {
                     "deflated <= 80"))
         }
 
+        summary.append(PageBench.row(page, seconds: pageSeconds))
+
         let stamp = timestamp(began)
         let elapsed = Date().timeIntervalSince(began)
         let report = BenchReport(
@@ -198,6 +218,7 @@ struct Bench {
             sections: [
                 .init(title: "Writes to flash", markdown: WritesBench.table(writes, saturation: sat)),
                 .init(title: "Uplink bytes", markdown: UplinkBench.table(uplink)),
+                .init(title: "The page polled", markdown: PageBench.table(page)),
             ])
 
         print("")

@@ -155,4 +155,30 @@ struct ConfigTests {
         #expect(run.status == 1)
         #expect(run.stderr.contains("subscriptions is required"))
     }
+
+    /// `http.token_file`: relative names are looked up in `$CREDENTIALS_DIRECTORY` first;
+    /// a file that cannot be read, or an empty one, is a mistake at its place.
+    @Test func tokenFile() throws {
+        let dir = TemporaryDirectory()
+        let creds = dir.file("creds")
+        try FileManager.default.createDirectory(atPath: creds, withIntermediateDirectories: true)
+        try "tok-123\n".write(toFile: creds + "/page-token", atomically: true, encoding: .utf8)
+        try "".write(toFile: dir.file("empty"), atomically: true, encoding: .utf8)
+        func text(_ file: String) -> String {
+            """
+            gateway_id: g
+            subscriptions:
+              - { network: energy, topic: e/+/+/+, layout: "e/{site}/{device}/{metric}" }
+            http:
+              listen: 0.0.0.0:9464
+              token_file: \(file)
+            """
+        }
+        let c = try VigilConfig.parse(text("page-token"), file: dir.file("vigil.yaml"), environment: ["CREDENTIALS_DIRECTORY": creds])
+        #expect(c.httpTokenFile == creds + "/page-token")
+        #expect(try Secrets.read(c.httpTokenFile!) == "tok-123")
+        #expect(diagnostics(text("/nonexistent/token")) == ["bad.yaml:6:15: http.token_file '/nonexistent/token' cannot be read"])
+        #expect(diagnostics(text(dir.file("empty"))) == ["bad.yaml:6:15: http.token_file '\(dir.file("empty"))' is empty: put the token (one line) in it"])
+    }
+
 }

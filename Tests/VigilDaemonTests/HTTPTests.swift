@@ -44,20 +44,20 @@ struct HTTPHeadTests {
         #expect(status("GET / HTTP/1.1\r\n" + String(repeating: "X-A: b\r\n", count: 2000)) == 431)
     }
 
-    @Test func headHasTheHeadersOfGetAndNoBody() throws {
+    @Test func headHasTheHeadersOfGetAndNoBody() async throws {
         var router = HTTPRouter()
         router.get("/metrics") { _ in .text(200, "vigil_up 1\n") }
-        let get = router.respond(to: HTTPRequest(method: "GET", path: "/metrics"))
-        let head = router.respond(to: HTTPRequest(method: "HEAD", path: "/metrics"))
+        let get = await router.respond(to: HTTPRequest(method: "GET", path: "/metrics"))
+        let head = await router.respond(to: HTTPRequest(method: "HEAD", path: "/metrics"))
         let getBytes = String(decoding: get.serialized(head: false), as: UTF8.self)
         let headBytes = String(decoding: head.serialized(head: true), as: UTF8.self)
         #expect(getBytes.hasSuffix("\r\n\r\nvigil_up 1\n"))
         #expect(headBytes.hasSuffix("\r\n\r\n"))
         #expect(headBytes.contains("Content-Length: 11\r\n"))
         #expect(getBytes.hasPrefix(headBytes))
-        let post = router.respond(to: HTTPRequest(method: "DELETE", path: "/metrics"))
+        let post = await router.respond(to: HTTPRequest(method: "DELETE", path: "/metrics"))
         #expect(post.status == 405 && post.headers.contains { $0 == ("Allow", "GET, HEAD") })
-        #expect(router.respond(to: HTTPRequest(method: "GET", path: "/nope")).status == 404)
+        #expect(await router.respond(to: HTTPRequest(method: "GET", path: "/nope")).status == 404)
     }
 }
 

@@ -51,6 +51,11 @@ extension VigilCommand {
             if let listen = config.httpListen, case .success(let address) = ListenAddress.parse(listen) {
                 let place = YAMLLocation.of(["http", "listen"], in: options.path)
                 for w in address.availability() { printWarning("\(place): warning: http.listen \(w)") }
+                if !address.isLoopback && config.httpTokenFile == nil {
+                    printWarning(
+                        "\(place): warning: http.listen \(address) is reachable from other machines and http.token_file is not set: anyone on that network can read the page (/) and /page.json"
+                    )
+                }
             }
         }
     }

@@ -108,7 +108,7 @@ public struct Settings: Sendable {
         if c.buffer.minFree != running.buffer.minFree { keys.append("buffer.min_free") }
         if c.aggregate != running.aggregate { keys.append("aggregate") }
         if c.upstream != running.upstream { keys.append("upstream") }
-        if c.httpListen != running.httpListen { keys.append("http") }
+        if c.httpListen != running.httpListen || c.httpTokenFile != running.httpTokenFile { keys.append("http") }
         return keys
     }
 }
@@ -132,6 +132,8 @@ public struct VigilConfig: Sendable {
     public var aggregate = AggregateConfig()
     public var upstream: UpstreamConfig?
     public var httpListen: String?
+    /// The token `/` and `/page.json` require (`http.token_file`), when set.
+    public var httpTokenFile: String?
     public var logLevel: Logger.Level = .info
 
     /// The local client id unless the config names one.

@@ -313,11 +313,18 @@ struct ConfigParser {
     }
 
     mutating func http(_ node: Node) {
-        guard let hm = r.mapping(node, "http", allowed: ["listen"]) else { return }
+        guard let hm = r.mapping(node, "http", allowed: ["listen", "token_file"]) else { return }
         if let x = hm["listen"], let s = r.string(x.value, "http.listen") {
             switch ListenAddress.parse(s) {
             case .failure(let problem): r.error(x.value, "http.listen: \(problem.message)")
             case .success: c.httpListen = s
+            }
+        }
+        if let x = hm["token_file"], let path = secret(x.value, "http.token_file") {
+            c.httpTokenFile = path
+            // An empty token would let an empty `?token=` in: a mistake, not "no token".
+            if FileManager.default.isReadableFile(atPath: path), ((try? Secrets.read(path)) ?? "").isEmpty {
+                r.error(x.value, "http.token_file '\(path)' is empty: put the token (one line) in it")
             }
         }
     }

@@ -29,6 +29,8 @@ public final class Daemon: Sendable {
     let readiness = Atomic<Bool>(false)
     /// The HTTP listener's address and state, when `http.listen` is set.
     let http: (address: ListenAddress, status: HTTPStatusBoard)?
+    /// The token the page requires (`http.token_file`), when set.
+    let httpToken: String?
     /// When the process started, for `process_start_time_seconds`.
     let processStart = ProcessMetrics.startTime()
 
@@ -45,6 +47,13 @@ public final class Daemon: Sendable {
             try FileManager.default.createDirectory(atPath: config.runtimeDir, withIntermediateDirectories: true)
         } catch {
             throw RuntimeDirError(path: config.runtimeDir, underlying: "\(error.localizedDescription)")
+        }
+        if let file = config.httpTokenFile {
+            let token = try Secrets.read(file)
+            guard !token.isEmpty else { throw TokenFileError(path: file) }
+            httpToken = token
+        } else {
+            httpToken = nil
         }
         let buffer = try Buffer(options: config.buffer)
         walFrames = buffer.walFrames
@@ -186,4 +195,10 @@ struct RuntimeDirError: Error, CustomStringConvertible {
     var description: String {
         "runtime_dir \(path) cannot be created (\(underlying)): under systemd RuntimeDirectory=vigil makes it; elsewhere set runtime_dir to a writable tmpfs folder"
     }
+}
+
+/// `http.token_file` holds nothing: no token would let anyone in.
+struct TokenFileError: Error, CustomStringConvertible {
+    var path: String
+    var description: String { "http.token_file \(path) is empty: put the token (one line) in it" }
 }

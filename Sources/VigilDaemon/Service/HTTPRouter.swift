@@ -28,7 +28,7 @@ struct HTTPResponse: Sendable, Equatable {
     }
 
     static let reasons: [Int: String] = [
-        200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+        200: "OK", 303: "See Other", 401: "Unauthorized", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
         414: "URI Too Long", 431: "Request Header Fields Too Large", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
     ]
 
@@ -117,7 +117,7 @@ enum HTTPHead {
 
 /// Paths to handlers; GET and HEAD only. A new page (`GET /`) is one more `get` line.
 struct HTTPRouter: Sendable {
-    typealias Handler = @Sendable (HTTPRequest) -> HTTPResponse
+    typealias Handler = @Sendable (HTTPRequest) async -> HTTPResponse
     private var routes: [(path: String, handler: Handler)] = []
 
     mutating func get(_ path: String, _ handler: @escaping Handler) {
@@ -126,13 +126,13 @@ struct HTTPRouter: Sendable {
 
     var paths: [String] { routes.map(\.path) }
 
-    func respond(to request: HTTPRequest) -> HTTPResponse {
+    func respond(to request: HTTPRequest) async -> HTTPResponse {
         guard request.method == "GET" || request.method == "HEAD" else {
             return .text(405, "GET or HEAD only\n", headers: [("Allow", "GET, HEAD")])
         }
         guard let route = routes.first(where: { $0.path == request.path }) else {
             return .text(404, paths.joined(separator: ", ") + "\n")
         }
-        return route.handler(request)
+        return await route.handler(request)
     }
 }

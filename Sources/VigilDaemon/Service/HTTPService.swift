@@ -4,7 +4,7 @@ import Logging
 import ServiceLifecycle
 import VigilCore
 
-/// `/metrics`, `/healthz` and `/readyz` on `http.listen`; optional, so nothing it meets
+/// `/`, `/page.json`, `/metrics`, `/healthz` and `/readyz` on `http.listen`; optional, so nothing it meets
 /// ends it or the daemon. A host that does not resolve, a port in use, EMFILE or any other
 /// error is logged, shown on `vigil status` and retried with backoff (0.5 s doubling to
 /// 30 s) while ingest, rules and upstream go on; `run()` returns only when the daemon stops.
@@ -182,7 +182,8 @@ struct HTTPService: Service {
                     return
                 case .request(let request):
                     connections.writing(id, now: Monotonic.seconds())
-                    try await client.write(Data(router.respond(to: request).serialized(head: request.isHead)))
+                    let response = await router.respond(to: request)
+                    try await client.write(Data(response.serialized(head: request.isHead)))
                     return
                 }
             }
@@ -196,6 +197,7 @@ extension HTTPRouter {
     /// vigil's endpoints.
     static func daemon(_ daemon: Daemon) -> HTTPRouter {
         var r = HTTPRouter()
+        r.page(PageService(daemon: daemon, token: daemon.httpToken))
         r.get("/metrics") { _ in
             HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: Array(MetricsText.render(daemon).utf8))
         }
@@ -207,5 +209,32 @@ extension HTTPRouter {
                 ? .text(200, "ready\n") : .text(503, "not ready: the local broker is not connected and subscribed\n")
         }
         return r
+    }
+}
+
+extension HTTPRouter {
+    /// Headers of the page and its JSON: not cached (they change and may need a token), not
+    /// framed by another site, no outside source of anything.
+    static let pageHeaders: [(String, String)] = [
+        ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+        (
+            "Content-Security-Policy",
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'"
+        ),
+    ]
+
+    /// `/` (the page) and `/page.json` (what it draws; `?series=TEXT` keeps the series whose
+    /// path contains TEXT), behind the token when `http.token_file` is set.
+    mutating func page(_ page: PageService) {
+        get("/") { request in
+            if case .respond(let r) = page.auth.check(request) { return r }
+            return HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", headers: Self.pageHeaders, body: PageHTML.bytes)
+        }
+        get("/page.json") { request in
+            if case .respond(let r) = page.auth.check(request) { return r }
+            let body = await page.json(filter: PageAuth.queryValue("series", in: request.query) ?? "")
+            return HTTPResponse(status: 200, contentType: "application/json", headers: Self.pageHeaders, body: body)
+        }
     }
 }

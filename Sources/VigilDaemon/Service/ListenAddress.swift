@@ -158,3 +158,14 @@ enum ListenError: Error, CustomStringConvertible {
         }
     }
 }
+
+extension ListenAddress {
+    /// Whether only this machine can reach it: `localhost`, 127.0.0.0/8 or `::1`. A name
+    /// other than `localhost` counts as a LAN address (it may resolve to one).
+    public var isLoopback: Bool {
+        if host == "localhost" || host == "::1" { return true }
+        var a = in_addr()
+        guard inet_pton(AF_INET, host, &a) == 1 else { return false }
+        return UInt32(bigEndian: a.s_addr) >> 24 == 127
+    }
+}
