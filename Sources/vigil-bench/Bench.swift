@@ -17,8 +17,8 @@ import VigilTestSupport
 struct Bench {
     static func main() throws {
         let args = CommandLine.arguments.dropFirst()
-        if let bad = args.first(where: { !["--quick", "--no-docs", "--rules", "--writes", "--page"].contains($0) }) {
-            print("usage: vigil-bench [--quick] [--no-docs] [--rules | --writes | --page]  (unknown: \(bad))")
+        if let bad = args.first(where: { !["--quick", "--no-docs", "--rules", "--writes", "--writes-long", "--page"].contains($0) }) {
+            print("usage: vigil-bench [--quick] [--no-docs] [--rules | --writes | --writes-long | --page]  (unknown: \(bad))")
             exit(2)
         }
         // The rule engine alone, in process (no broker): `vigil-bench --rules`.
@@ -39,6 +39,16 @@ struct Bench {
                 broker: broker, topics: topics, rates: [0, 1, 30, 300, 3000], seconds: args.contains("--quick") ? 20 : 60)
             print(WritesBench.table(rows, saturation: nil))
             print(UplinkBench.table(UplinkBench.run()))
+            exit(0)
+        }
+        // 30 readings/s for 25 minutes, long enough for the WAL to reach its 4 MiB checkpoint
+        // once: what a gateway writes in the long run, checkpoints in (`vigil-bench --writes-long`).
+        if args.contains("--writes-long") {
+            useSiblingDaemon()
+            let broker = try Broker()
+            let topics = (0..<100).map { "energy/site-\($0 % 10)/meter-\($0)/voltage" }
+            let rows = try WritesBench.run(broker: broker, topics: topics, rates: [30], seconds: 1500)
+            print(WritesBench.table(rows, saturation: nil))
             exit(0)
         }
         // Ingest at saturation with the page polled every second, and without: `vigil-bench --page`.
