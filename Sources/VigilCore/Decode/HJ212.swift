@@ -54,7 +54,7 @@ public enum HJ212 {
         return String(repeating: "0", count: max(0, width - s.count)) + s
     }
 
-    static func hex4(_ v: UInt16) -> String {
+    public static func hex4(_ v: UInt16) -> String {
         let digits = Array("0123456789ABCDEF".utf8)
         var out: [UInt8] = []
         for shift in stride(from: 12, through: 0, by: -4) { out.append(digits[Int((v >> UInt16(shift)) & 0xF)]) }
