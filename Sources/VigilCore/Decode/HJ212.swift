@@ -49,7 +49,17 @@ public enum HJ212 {
         frame(segment: "QN=\(qn);ST=91;CN=\(cn);PW=\(pw);MN=\(mn);Flag=4;CP=&&&&")
     }
 
-    static func pad(_ n: Int, _ width: Int) -> String {
+    /// `yyyyMMddHHmmss` in local time, as DataTime is written (and QN's first 14 digits).
+    public static func localTime(_ t: Timestamp, zone: LocalTimeZone) -> String {
+        let local = zone.localSeconds(t)
+        let days = local >= 0 ? local / 86_400 : (local - 86_399) / 86_400
+        let secs = Int(local - days * 86_400)
+        let d = LocalDate(daysSinceEpoch: days)
+        return pad(Int(d.year), 4) + pad(Int(d.month), 2) + pad(Int(d.day), 2) + pad(secs / 3600, 2) + pad(secs / 60 % 60, 2)
+            + pad(secs % 60, 2)
+    }
+
+    public static func pad(_ n: Int, _ width: Int) -> String {
         let s = String(n)
         return String(repeating: "0", count: max(0, width - s.count)) + s
     }

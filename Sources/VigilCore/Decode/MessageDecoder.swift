@@ -85,8 +85,8 @@ public struct MessageDecoder {
         into out: inout [Reading]
     ) throws(RejectReason) {
         lastHJ212 = nil
-        if topic.first == 0 {
-            // The HJ 212 TCP listener (no MQTT topic starts with NUL).
+        if topic.first == 0, topic.starts(with: Self.hj212TopicPrefix) {
+            // The HJ 212 TCP listener (no MQTT topic holds NUL).
             try decodeHJ212(payload, receivedAt: receivedAt, into: &out)
             return
         }

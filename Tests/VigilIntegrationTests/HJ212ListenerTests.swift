@@ -1,0 +1,164 @@
+import Foundation
+import Testing
+import VigilCore
+import VigilStorage
+import VigilTestSupport
+
+extension Integration {
+    /// `hj212.listen` in a real daemon: data loggers over TCP into the same pipeline as MQTT.
+    @Suite("HJ 212 TCP listener")
+    struct HJ212ListenerSuite {
+        static let rules = """
+            rules:
+              - id: pm25-high
+                match: urban/+/+/pm25
+                stat: last
+                op: ">"
+                levels: { yellow: 75 }
+            """
+
+        /// A daemon with the listener on a free port and two stations.
+        static func rig(maxConnections: Int = 8, idle: String = "2s", extraStation: String = "") throws -> (
+            Broker, DaemonProcess, Int
+        ) {
+            let broker = try Broker()
+            let port = FreePort.next()
+            let daemon = try DaemonProcess(
+                config: DaemonProcess.config(
+                    localPort: broker.port,
+                    extra: """
+                        hj212:
+                          listen: 127.0.0.1:\(port)
+                          max_connections: \(maxConnections)
+                          idle_timeout: \(idle)
+                          stations:
+                            "AQ001": { network: urban, site: district-1, device: aqms-1 }
+                            "WQ001": { network: water, site: station-07, device: wq-1, password_file: wq.pass }
+                            \(extraStation)
+                        """))
+            try "s3cret\n".write(toFile: daemon.directory.file("wq.pass"), atomically: true, encoding: .utf8)
+            try Self.rules.write(toFile: daemon.directory.file("rules.d/test.yaml"), atomically: true, encoding: .utf8)
+            try daemon.start()
+            // Listening: a connection is accepted.
+            #expect(eventually(timeout: 10) { FreePort.connectLoopback(port).map { close($0) } != nil })
+            return (broker, daemon, port)
+        }
+
+        static func qn(_ i: Int) -> String { "20260301080000" + HJ212.pad(i % 1000, 3) }
+
+        static func expectedAnswer(qn: String, mn: String, pw: String = "123456") -> [UInt8] {
+            HJ212.answer(cn: 9014, qn: qn, pw: pw, mn: mn)
+        }
+
+        /// Three loggers at once: several frames in one write, a frame byte by byte, frames cut
+        /// mid-way; each answered byte for byte after its readings are stored, which the rules
+        /// judge as any reading.
+        @Test func severalLoggersSplitAndBatched() throws {
+            let (_, daemon, port) = try Self.rig()
+            let now = Timestamp.now()
+            let a = try #require(HJ212Client(port: port))
+            let b = try #require(HJ212Client(port: port))
+            let c = try #require(HJ212Client(port: port))
+            // A: three frames in one write.
+            let framesA = (0..<3).map { i in
+                HJ212Client.frame(mn: "AQ001", qn: Self.qn(i), at: now.subtracting(.seconds(Int64(3 - i))), values: [("a34004", 30 + Double(i))])
+            }
+            #expect(a.send(framesA.flatMap { $0 }))
+            // B: one frame, a byte at a time (the password station).
+            let frameB = HJ212Client.frame(mn: "WQ001", qn: Self.qn(10), at: now, values: [("w01001", 7.25)], pw: "s3cret")
+            for byte in frameB { #expect(b.send([byte])) }
+            // C: two frames cut in the middle of each, without their CRLF on the first.
+            let c1 = Array(HJ212Client.frame(mn: "AQ001", qn: Self.qn(20), at: now, values: [("a34002", 80)]).dropLast(2))
+            let c2 = HJ212Client.frame(mn: "AQ001", qn: Self.qn(21), at: now, values: [("a34004", 120)])
+            let joined = c1 + c2
+            #expect(c.send(Array(joined[..<50])))
+            #expect(c.send(Array(joined[50..<(c1.count + 40)])))
+            #expect(c.send(Array(joined[(c1.count + 40)...])))
+
+            for i in 0..<3 { #expect(a.answer() == Self.expectedAnswer(qn: Self.qn(i), mn: "AQ001")) }
+            #expect(b.answer() == Self.expectedAnswer(qn: Self.qn(10), mn: "WQ001", pw: "s3cret"))
+            #expect(c.answer() == Self.expectedAnswer(qn: Self.qn(20), mn: "AQ001"))
+            #expect(c.answer() == Self.expectedAnswer(qn: Self.qn(21), mn: "AQ001"))
+            // Answered means stored: the readings are in the buffer.
+            let stored = try daemon.readings().map { "\($0.series)=\(Rule.formatNumber($0.value))" }.sorted()
+            #expect(stored == [
+                "urban/district-1/aqms-1/pm10=80", "urban/district-1/aqms-1/pm25=120", "urban/district-1/aqms-1/pm25=30",
+                "urban/district-1/aqms-1/pm25=31", "urban/district-1/aqms-1/pm25=32", "water/station-07/wq-1/ph=7.25",
+            ])
+            // 120 ug/m3 over TCP raises the rule as an MQTT reading would.
+            #expect(eventually(timeout: 10) {
+                ((try? daemon.command(["alerts", "--json"]))?.stdout ?? "").contains("pm25-high")
+            })
+            // A wrong password: no answer, a reject with its reason.
+            let wrong = HJ212Client.frame(mn: "WQ001", qn: Self.qn(30), at: now, values: [("w01001", 7)], pw: "guess")
+            #expect(b.send(wrong))
+            #expect(b.answer(timeout: 1) == nil)
+            #expect(eventually { ((try? daemon.command(["rejects"]))?.stdout ?? "").contains("hj212_bad_password") })
+            #expect(daemon.stop() == 0)
+        }
+
+        /// A logger that sends half a frame and goes silent is closed at the idle timeout (the
+        /// half frame kept as a reject); another logger, busy all along, is unaffected.
+        @Test func halfFrameThenSilence() throws {
+            let (_, daemon, port) = try Self.rig(idle: "2s")
+            let silent = try #require(HJ212Client(port: port))
+            let busy = try #require(HJ212Client(port: port))
+            let half = HJ212Client.frame(mn: "AQ001", qn: Self.qn(1), at: .now(), values: [("a34004", 33)])
+            #expect(silent.send(Array(half.prefix(half.count / 2))))
+            let start = Date()
+            var answered = 0
+            var i = 100
+            // The busy logger sends every 300 ms until the silent one is closed, then once more.
+            while Date().timeIntervalSince(start) < 8 {
+                #expect(busy.send(HJ212Client.frame(mn: "AQ001", qn: Self.qn(i), at: .now(), values: [("a34004", 20)])))
+                if busy.answer(timeout: 2) == Self.expectedAnswer(qn: Self.qn(i), mn: "AQ001") { answered += 1 }
+                i += 1
+                if silent.closedByPeer(timeout: 0.3) { break }
+            }
+            let closedAfter = Date().timeIntervalSince(start)
+            #expect(closedAfter >= 1.9 && closedAfter < 8, "closed after \(closedAfter) s")
+            #expect(busy.send(HJ212Client.frame(mn: "AQ001", qn: Self.qn(i), at: .now(), values: [("a34004", 21)])))
+            #expect(busy.answer(timeout: 2) == Self.expectedAnswer(qn: Self.qn(i), mn: "AQ001"))
+            #expect(answered == i - 100, "every frame of the busy logger was answered")
+            #expect(eventually { ((try? daemon.command(["rejects"]))?.stdout ?? "").contains("hj212_truncated") })
+            #expect(daemon.stop() == 0)
+        }
+
+        /// A peer that floods bytes which are no frames is closed; one that floods frames is
+        /// served without holding up the others; at the connection bound a new connection is
+        /// refused and every logger already connected stays.
+        @Test func floodingPeersAndTheBound() throws {
+            let (_, daemon, port) = try Self.rig(maxConnections: 3)
+            let logger = try #require(HJ212Client(port: port))
+            let garbage = try #require(HJ212Client(port: port))
+            let frames = try #require(HJ212Client(port: port))
+            // Garbage: a megabyte of it (the listener closes it well before).
+            let junk = [UInt8](repeating: UInt8(ascii: "x"), count: 64 * 1024)
+            for _ in 0..<16 where garbage.send(junk) {}
+            #expect(garbage.closedByPeer(timeout: 5))
+            // A frame flood without reading answers in between: 2,000 frames in one go.
+            let now = Timestamp.now()
+            let flood = (0..<2000).flatMap { i in
+                HJ212Client.frame(mn: "AQ001", qn: Self.qn(i), at: now.subtracting(.seconds(Int64(i + 1))), values: [("a34004", 10)], flag: 4)
+            }
+            #expect(frames.send(flood))
+            // The legitimate logger is answered meanwhile.
+            #expect(logger.send(HJ212Client.frame(mn: "AQ001", qn: Self.qn(999), at: now, values: [("a34002", 55)])))
+            #expect(logger.answer(timeout: 5) == Self.expectedAnswer(qn: Self.qn(999), mn: "AQ001"))
+
+            // The bound: the garbage peer's place came free; fill it, then one more is refused.
+            let third = try #require(HJ212Client(port: port))
+            let refused = try #require(HJ212Client(port: port))
+            #expect(refused.closedByPeer(timeout: 5), "the connection over the bound is closed at once")
+            for (k, client) in [logger, frames, third].enumerated() {
+                let q = Self.qn(500 + k)
+                #expect(client.send(HJ212Client.frame(mn: "AQ001", qn: q, at: now.subtracting(.seconds(3000 + Int64(k))), values: [("a34004", 11)])))
+                #expect(client.answer(timeout: 5) == Self.expectedAnswer(qn: q, mn: "AQ001"), "logger \(k) still served")
+            }
+            // Every frame of the flood is stored (each its own second), and the three after it.
+            #expect(eventually(timeout: 20) { (try? daemon.readings("urban/+/+/pm25").count) ?? 0 == 2003 })
+            #expect(eventually { (daemon.statusJSON() ?? "").replacingOccurrences(of: " ", with: "").contains("\"refused\":1") })
+            #expect(daemon.stop() == 0)
+        }
+    }
+}
