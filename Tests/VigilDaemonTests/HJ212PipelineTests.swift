@@ -40,8 +40,8 @@ struct HJ212PipelineTests {
         let answers = RecordedAnswers()
         let pipeline: IngestPipeline
 
-        init() throws {
-            try HJ212PipelineTests.rules.write(toFile: dir.file("rules.yaml"), atomically: true, encoding: .utf8)
+        init(rules ruleText: String = HJ212PipelineTests.rules) throws {
+            try ruleText.write(toFile: dir.file("rules.yaml"), atomically: true, encoding: .utf8)
             let rules = try RuleFiles.load(files: [dir.file("rules.yaml")])
             buffer = try Buffer(options: BufferOptions(directory: dir.path))
             link = UpstreamLink(maxInflight: 10, clock: clock, onAcknowledged: {})
@@ -157,5 +157,53 @@ struct HJ212PipelineTests {
         rig.clock.advance(.seconds(1))
         rig.pipeline.tick()
         #expect(try BufferReader(options: rig.buffer.options).alertEvents().map(\.transition.state) == [.raised])
+    }
+
+    /// Hourly data: DataTime is the hour's start; the values are stamped at its end, stored
+    /// and judged by a rule on their own metric, and not aggregated again (not counted late).
+    @Test func intervalDataIsJudgedNotAggregatedAgain() throws {
+        let rig = try Rig()
+        // The hour 07:00-08:00 local, received at 08:05 (five minutes after it ended).
+        rig.clock.advance(.minutes(5))
+        rig.handle([
+            Self.frame(cn: 2061, cp: "DataTime=20260301070000;a34004-Avg=90,a34004-Min=60,a34004-Max=130,a34004-Flag=N")
+        ])
+        rig.pipeline.commit()
+        for _ in 0..<80 {
+            rig.clock.advance(.seconds(1))
+            rig.pipeline.tick()
+        }
+        #expect(try rig.readings().sorted() == [
+            "urban/district-1/aqms-1/pm25_avg_1h=90", "urban/district-1/aqms-1/pm25_max_1h=130",
+            "urban/district-1/aqms-1/pm25_min_1h=60",
+        ])
+        var stamps: [Timestamp] = []
+        try BufferReader(options: rig.buffer.options).readings(matching: nil) { stamps.append($0.timestamp) }
+        #expect(stamps.allSatisfy { $0 == HJ212PipelineTests.t0 }, "stamped at the interval's end, 08:00 local")
+        #expect(rig.pipeline.stats.hj212IntervalReadings == 3)
+        #expect(rig.pipeline.stats.aggregateLate == 0)
+        #expect(try BufferReader(options: rig.buffer.options).counters()[CounterName.aggregatesLate] ?? 0 == 0)
+        let aggregates = try BufferReader(options: rig.buffer.options).outbox().filter { $0.0.kind == .aggregate }
+        #expect(aggregates.isEmpty)
+        // The real-time pm25 rule does not see them; a rule on pm25_avg_1h would.
+        #expect(try BufferReader(options: rig.buffer.options).alertEvents().isEmpty)
+    }
+
+    /// A rule on the hourly mean raises from interval data.
+    @Test func ruleOnIntervalMetric() throws {
+        let rig = try Rig(rules: """
+            rules:
+              - id: pm25-hourly
+                match: urban/+/+/pm25_avg_1h
+                stat: last
+                op: ">"
+                levels: { yellow: 75 }
+            """)
+        rig.clock.advance(.minutes(5))
+        rig.handle([Self.frame(cn: 2061, cp: "DataTime=20260301070000;a34004-Avg=90,a34004-Flag=N")])
+        rig.pipeline.commit()
+        rig.clock.advance(.seconds(1))
+        rig.pipeline.tick()
+        #expect(try BufferReader(options: rig.buffer.options).alertEvents().map(\.transition.rule) == ["pm25-hourly"])
     }
 }

@@ -142,12 +142,20 @@ public final class IngestPipeline: @unchecked Sendable {
             guard decode.decode(topic: topic, payload: payload, receivedAt: receivedAt, into: &readings, stats: &stats)
             else { return }
             let failuresBefore = store.failures
+            // HJ 212 interval data (2051, 2061, 2031) are the station's own statistics of an
+            // interval that has ended: stored and judged, not aggregated again (their window
+            // has mostly closed by the time they come, so they would all count as late).
+            let interval = decode.decoder.lastHJ212.map { $0.intervalReadings > 0 } ?? false
             do {
                 let tx = try store.batch()
                 for r in readings {
                     guard let id = try store.insert(r, receivedAt: receivedAt, tx, stats: &stats) else { continue }
                     rules.ingest(r, seriesID: id, now: receivedAt)
-                    if upstream?.windows.add(r, seriesID: id) == false { buffer.counters.add(CounterName.aggregatesLate) }
+                    if interval {
+                        stats.hj212IntervalReadings += 1
+                    } else if upstream?.windows.add(r, seriesID: id) == false {
+                        buffer.counters.add(CounterName.aggregatesLate)
+                    }
                 }
                 try recordTransitions()
             } catch {

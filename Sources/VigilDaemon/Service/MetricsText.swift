@@ -35,6 +35,10 @@ enum MetricsText {
         if daemon.config.hj212 != nil {
             metric("vigil_hj212_frames_total", "counter", "HJ 212 frames decoded (MQTT and TCP).", [("", Double(s.hj212Frames))])
             metric(
+                "vigil_hj212_interval_readings_total", "counter",
+                "HJ 212 minute, hourly and daily values: stored and judged by the rules, not aggregated again.",
+                [("", Double(s.hj212IntervalReadings))])
+            metric(
                 "vigil_hj212_flagged_values_total", "counter",
                 "HJ 212 values whose data flag is not N, by flag: not readings, never judged or aggregated.",
                 HJ212Flag.allCases.filter { $0 != .n }.map { ("{flag=\"\($0.label)\"}", Double(s.hj212Flagged[$0] ?? 0)) })
