@@ -17,9 +17,19 @@ import VigilTestSupport
 struct Bench {
     static func main() throws {
         let args = CommandLine.arguments.dropFirst()
-        if let bad = args.first(where: { !["--quick", "--no-docs", "--rules", "--writes"].contains($0) }) {
-            print("usage: vigil-bench [--quick] [--no-docs] [--rules | --writes]  (unknown: \(bad))")
+        if let bad = args.first(where: { !["--quick", "--no-docs", "--rules", "--writes", "--hj212"].contains($0) }) {
+            print("usage: vigil-bench [--quick] [--no-docs] [--rules | --writes | --hj212]  (unknown: \(bad))")
             exit(2)
+        }
+        // HJ 212 frames through the TCP listener from 10 loggers: `vigil-bench --hj212`.
+        if args.contains("--hj212") {
+            useSiblingDaemon()
+            let r = try HJ212Bench.run(loggers: 10, framesPerLogger: args.contains("--quick") ? 1000 : 5000)
+            print(
+                String(
+                    format: "HJ 212 over TCP, %d loggers: %d frames answered in %.2f s: %.0f frames/s, %.0f readings/s (%d readings in the buffer)",
+                    r.loggers, r.frames, r.seconds, r.framesPerSecond, r.readingsPerSecond, r.stored))
+            exit(0)
         }
         // The rule engine alone, in process (no broker): `vigil-bench --rules`.
         if args.contains("--rules") {
