@@ -160,5 +160,33 @@ extension Integration {
             #expect(eventually { (daemon.statusJSON() ?? "").replacingOccurrences(of: " ", with: "").contains("\"refused\":1") })
             #expect(daemon.stop() == 0)
         }
+
+        /// `vigil simulate --hj212`: the stations connect as data loggers, every frame is
+        /// answered, and the readings are in the buffer under the sites the MNs map to.
+        @Test func simulatorOverTCP() throws {
+            let (_, daemon, port) = try Self.rig(extraStation: """
+                "district-1-aq-1": { network: urban, site: hj-1, device: aqms-1 }
+                    "district-1-noise-1": { network: urban, site: hj-1, device: noise-1 }
+                """)
+            let run = try ChildProcess.run(
+                DaemonProcess.binary,
+                ["simulate", "--hj212", "127.0.0.1:\(port)", "--networks", "urban", "--sites", "1", "--devices", "2", "--rate", "60",
+                 "--count", "400", "--anomaly", "smog@urban/district-1/aq-1:0s+60s"])
+            #expect(run.status == 0, "\(run.stderr)")
+            // "vigil simulate: R readings in F HJ 212 frames over TCP over S s, A answered (CN=9014), C connections"
+            let words = run.stderr.split(separator: " ")
+            let frames = try #require(words.firstIndex(of: "HJ").flatMap { Int(words[$0 - 1]) }, "\(run.stderr)")
+            let answered = try #require(words.firstIndex(of: "answered").flatMap { Int(words[$0 - 1]) }, "\(run.stderr)")
+            #expect(frames >= 10 && answered == frames, "\(run.stderr)")
+            #expect(run.stderr.contains(", 2 connections"), "\(run.stderr)")
+            let stored = try daemon.readings("urban/hj-1/#")
+            #expect(Set(stored.map(\.series)) == [
+                "urban/hj-1/aqms-1/pm25", "urban/hj-1/aqms-1/pm10", "urban/hj-1/aqms-1/no2", "urban/hj-1/aqms-1/o3",
+                "urban/hj-1/noise-1/noise",
+            ])
+            // Smog: PM2.5 about five times its usual level (after a 5 s ramp) raises the rule.
+            #expect(eventually(timeout: 10) { ((try? daemon.command(["alerts", "--json"]))?.stdout ?? "").contains("urban/hj-1/aqms-1/pm25") })
+            #expect(daemon.stop() == 0)
+        }
     }
 }
