@@ -161,6 +161,31 @@ extension Integration {
             #expect(daemon.stop() == 0)
         }
 
+        /// A port in use: the listener retries, ingest from MQTT goes on, `vigil status` says
+        /// why; once the port is free, loggers are served.
+        @Test func aBusyPortDoesNotStopIngest() throws {
+            let port = FreePort.next()
+            let holder = try #require(PortHolder(port: port))
+            let broker = try Broker()
+            let daemon = try DaemonProcess(
+                config: DaemonProcess.config(
+                    localPort: broker.port,
+                    extra: "hj212:\n  listen: 127.0.0.1:\(port)\n  stations:\n    \"AQ001\": { network: urban, site: d1, device: aq }\n"))
+            try daemon.start()
+            try publishAll(broker, [("water/station-01/g", Array("{\"level\": 1.5}".utf8))])
+            #expect(eventually { daemon.storedCount() == 1 }, "MQTT ingest goes on")
+            #expect(eventually {
+                let out = (try? daemon.command(["status"]))?.stdout ?? ""
+                return out.contains("hj212 127.0.0.1:\(port): NOT LISTENING") && out.contains("last error: bind")
+            })
+            holder.release()
+            #expect(eventually(timeout: 40) { ((try? daemon.command(["status"]))?.stdout ?? "").contains("hj212 127.0.0.1:\(port): listening on 127.0.0.1:\(port)") })
+            let c = try #require(HJ212Client(port: port))
+            #expect(c.send(HJ212Client.frame(mn: "AQ001", qn: Self.qn(1), at: .now(), values: [("a34004", 12)])))
+            #expect(c.answer() == Self.expectedAnswer(qn: Self.qn(1), mn: "AQ001"))
+            #expect(daemon.stop() == 0)
+        }
+
         /// `vigil simulate --hj212`: the stations connect as data loggers, every frame is
         /// answered, and the readings are in the buffer under the sites the MNs map to.
         @Test func simulatorOverTCP() throws {
