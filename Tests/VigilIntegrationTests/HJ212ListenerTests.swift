@@ -161,6 +161,46 @@ extension Integration {
             #expect(daemon.stop() == 0)
         }
 
+        /// SIGTERM while a logger streams: every frame that was answered has its reading in the
+        /// buffer after the stop (an answer never comes before the commit).
+        @Test func answeredMeansStoredAcrossSigterm() throws {
+            let (_, daemon, port) = try Self.rig()
+            let c = try #require(HJ212Client(port: port))
+            let now = Timestamp.now()
+            func qn(_ k: Int) -> String { "2026030108000" + HJ212.pad(k, 4) }
+            let n = 3000
+            let frames = (0..<n).map { k in
+                HJ212Client.frame(mn: "AQ001", qn: qn(k), at: now.subtracting(.seconds(Int64(k + 1))), values: [("a34004", Double(k))])
+            }
+            var answered: [Int] = []
+            var sent = 0
+            var stopping = false
+            while true {
+                if sent < n {
+                    let batch = frames[sent..<min(n, sent + 50)].flatMap { $0 }
+                    if !c.send(batch) { break }
+                    sent = min(n, sent + 50)
+                }
+                while let a = c.answer(timeout: stopping ? 2 : 0.05) {
+                    let text = String(decoding: a, as: UTF8.self)
+                    guard let r = text.range(of: "QN="), let k = Int(text[r.upperBound...].prefix(17).suffix(4)) else { continue }
+                    answered.append(k)
+                }
+                if !stopping && answered.count >= 300 {
+                    daemon.signal(SIGTERM)
+                    stopping = true
+                } else if stopping && (sent >= n || c.closedByPeer(timeout: 0.01)) {
+                    break
+                }
+            }
+            #expect(daemon.stop() == 0)
+            #expect(answered.count >= 300 && answered.count < n, "SIGTERM came mid-stream: \(answered.count) of \(n) answered")
+            var stored = Set<Int64>()
+            try daemon.reader().readings(matching: try TopicFilter("urban/+/+/pm25")) { stored.insert($0.timestamp.micros) }
+            let missing = answered.filter { !stored.contains(now.subtracting(.seconds(Int64($0 + 1))).micros / 1_000_000 * 1_000_000) }
+            #expect(missing.isEmpty, "\(missing.count) of \(answered.count) answered frames not stored")
+        }
+
         /// A port in use: the listener retries, ingest from MQTT goes on, `vigil status` says
         /// why; once the port is free, loggers are served.
         @Test func aBusyPortDoesNotStopIngest() throws {
