@@ -201,6 +201,35 @@ extension Integration {
             #expect(missing.isEmpty, "\(missing.count) of \(answered.count) answered frames not stored")
         }
 
+        /// A reload adds a station; one whose password file cannot be read is refused with its
+        /// place, and the stations in force stay.
+        @Test func reloadChangesStations() throws {
+            let (_, daemon, port) = try Self.rig()
+            let c = try #require(HJ212Client(port: port))
+            let frame = HJ212Client.frame(mn: "NEW01", qn: Self.qn(1), at: .now(), values: [("a34004", 44)])
+            #expect(c.send(frame))
+            #expect(c.answer(timeout: 1) == nil, "an unknown station is not answered")
+            let text = try String(contentsOfFile: daemon.configPath, encoding: .utf8)
+            let bad = text.replacingOccurrences(
+                of: "  stations:\n", with: "  stations:\n    \"NEW01\": { network: urban, site: new-1, device: aq, password_file: /nonexistent.pass }\n")
+            try bad.write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+            daemon.signal(SIGHUP)
+            #expect(eventually { daemon.log.contains("reload failed") }, "\(daemon.log)")
+            #expect(daemon.log.contains("hj212.stations.NEW01.password_file '/nonexistent.pass' cannot be read"))
+            #expect(c.send(HJ212Client.frame(mn: "AQ001", qn: Self.qn(2), at: .now(), values: [("a34004", 45)])))
+            #expect(c.answer() == Self.expectedAnswer(qn: Self.qn(2), mn: "AQ001"), "the stations in force stay")
+            let good = text.replacingOccurrences(of: "  stations:\n", with: "  stations:\n    \"NEW01\": { network: urban, site: new-1, device: aq }\n")
+            try good.write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+            daemon.signal(SIGHUP)
+            #expect(eventually { daemon.log.contains("msg=\"reloaded\"") }, "\(daemon.log)")
+            #expect(eventually {
+                _ = c.send(HJ212Client.frame(mn: "NEW01", qn: Self.qn(3), at: .now(), values: [("a34004", 46)]))
+                return c.answer(timeout: 0.5) == Self.expectedAnswer(qn: Self.qn(3), mn: "NEW01")
+            })
+            #expect(try daemon.readings("urban/new-1/#").map(\.value).contains(46))
+            #expect(daemon.stop() == 0)
+        }
+
         /// A port in use: the listener retries, ingest from MQTT goes on, `vigil status` says
         /// why; once the port is free, loggers are served.
         @Test func aBusyPortDoesNotStopIngest() throws {
