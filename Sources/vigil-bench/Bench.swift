@@ -125,6 +125,9 @@ struct Bench {
         let writes = try WritesBench.run(broker: broker, topics: topics, rates: [0, 1, 30, 300, 3000], seconds: quick ? 20 : 60)
         print("uplink:")
         let uplink = UplinkBench.run()
+        // 7. HJ 212 frames through the TCP listener from 10 data loggers.
+        print("hj212: [\(Int(Date().timeIntervalSince(began))) s]")
+        let hj212 = try HJ212Bench.run(loggers: 10, framesPerLogger: quick ? 1000 : 5000)
 
         var summary: [BenchReport.Row] = [
             .init(
@@ -174,6 +177,9 @@ struct Bench {
             .init(
                 "RSS while upstream is away: start / max / end", String(format: "%.1f / %.1f / %.1f MB", drain.rssStart, drain.rssMax, drain.rssEnd),
                 "flat"),
+            .init(
+                "HJ 212 over TCP, 10 loggers (4 values a frame, 50 in flight each, every frame answered after its commit)",
+                "\(BenchReport.grouped(hj212.framesPerSecond)) frames/s, \(BenchReport.grouped(hj212.readingsPerSecond)) readings/s"),
         ]
         func written(_ rate: Double) -> WritesBench.Row? { writes.first { $0.rate == rate } }
         if let idle = written(0) {
