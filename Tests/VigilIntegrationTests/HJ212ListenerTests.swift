@@ -18,15 +18,16 @@ extension Integration {
             """
 
         /// A daemon with the listener on a free port and two stations.
-        static func rig(maxConnections: Int = 8, idle: String = "2s", extraStation: String = "") throws -> (
+        static func rig(maxConnections: Int = 8, idle: String = "2s", extraStation: String = "", httpPort: Int? = nil) throws -> (
             Broker, DaemonProcess, Int
         ) {
             let broker = try Broker()
             let port = FreePort.next()
+            let http = httpPort.map { "http:\n  listen: 127.0.0.1:\($0)\n" } ?? ""
             let daemon = try DaemonProcess(
                 config: DaemonProcess.config(
                     localPort: broker.port,
-                    extra: """
+                    extra: http + """
                         hj212:
                           listen: 127.0.0.1:\(port)
                           max_connections: \(maxConnections)
@@ -128,7 +129,8 @@ extension Integration {
         /// served without holding up the others; at the connection bound a new connection is
         /// refused and every logger already connected stays.
         @Test func floodingPeersAndTheBound() throws {
-            let (_, daemon, port) = try Self.rig(maxConnections: 3)
+            let httpPort = FreePort.next()
+            let (_, daemon, port) = try Self.rig(maxConnections: 3, httpPort: httpPort)
             let logger = try #require(HJ212Client(port: port))
             let garbage = try #require(HJ212Client(port: port))
             let frames = try #require(HJ212Client(port: port))
@@ -158,6 +160,17 @@ extension Integration {
             // Every frame of the flood is stored (each its own second), and the three after it.
             #expect(eventually(timeout: 20) { (try? daemon.readings("urban/+/+/pm25").count) ?? 0 == 2003 })
             #expect(eventually { (daemon.statusJSON() ?? "").replacingOccurrences(of: " ", with: "").contains("\"refused\":1") })
+            // A value in calibration over TCP: answered, not stored, counted by its flag.
+            let q = Self.qn(777)
+            #expect(logger.send(HJ212Client.frame(mn: "AQ001", qn: q, at: now.subtracting(.seconds(4000)), values: [("a34004", 500), ("a21004", 30)], flags: ["a34004": "C"])))
+            #expect(logger.answer(timeout: 5) == Self.expectedAnswer(qn: q, mn: "AQ001"))
+            #expect(try daemon.readings("urban/+/+/pm25").count == 2003)
+            #expect(try daemon.readings("urban/+/+/no2").count == 1)
+            let metrics = rawRequest(port: httpPort, "GET /metrics HTTP/1.0\r\n\r\n") ?? ""
+            #expect(metrics.contains("vigil_hj212_flagged_values_total{flag=\"C\"} 1"), "\(metrics)")
+            #expect(metrics.contains("vigil_hj212_connections_total{outcome=\"refused\"} 1"))
+            #expect(metrics.contains("vigil_hj212_connections_total{outcome=\"closed_hostile\"} 1"))
+            #expect(metrics.contains("vigil_rejected_total{reason=\"hj212_garbage\"} 1"))
             #expect(daemon.stop() == 0)
         }
 
