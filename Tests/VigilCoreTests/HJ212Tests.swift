@@ -75,6 +75,14 @@ import VigilTestSupport
         #expect(scan(Array("##9999".utf8)) == .needMore)
     }
 
+    /// DataTime as the simulator and tests write it, and back.
+    @Test func localTimeRoundTrip() throws {
+        let t = Self.utc("2026-02-28T16:30:05Z")
+        #expect(HJ212.localTime(t, zone: Self.zone) == "20260301003005")
+        #expect(try HJ212Frame.localTime("20260301003005", zone: Self.zone, what: "DataTime") == t)
+        #expect(HJ212.localTime(Self.utc("1970-01-01T00:00:00Z"), zone: .utc) == "19700101000000")
+    }
+
     // MARK: The corpus
 
     /// Each frame of ../shared/corpus/hj212 decodes as its README says.
