@@ -5,7 +5,7 @@ import VigilCore
 /// to a listener on loopback, sends bytes as it is told (whole, split, byte by byte) and
 /// reads the platform's answers, one frame at a time, with a deadline.
 public final class HJ212Client {
-    public let fd: Int32
+    public private(set) var fd: Int32
     private var received: [UInt8] = []
 
     public init?(port: Int) {
@@ -15,7 +15,7 @@ public final class HJ212Client {
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
 
     /// Sends all of `bytes`. - Returns: false when the connection is gone.
     @discardableResult
@@ -30,6 +30,14 @@ public final class HJ212Client {
     }
 
     public func send(_ text: String) -> Bool { send(Array(text.utf8)) }
+
+    /// Closes with a reset (SO_LINGER 0), as a logger that loses power does; later calls fail.
+    public func reset() {
+        var l = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+        close(fd)
+        fd = -1
+    }
 
     /// The next answer frame (with its CRLF), or nil when none came within `timeout` or the
     /// connection closed.

@@ -214,6 +214,27 @@ extension Integration {
             #expect(missing.isEmpty, "\(missing.count) of \(answered.count) answered frames not stored")
         }
 
+        /// Loggers that send and vanish (reset) before their answers are written: vigil keeps
+        /// running (no SIGPIPE) and serves the next logger. (What a reset discards unread is
+        /// lost to vigil; the logger never had its answer and sends it again.)
+        @Test func loggersGoneBeforeTheirAnswers() throws {
+            let (_, daemon, port) = try Self.rig()
+            let now = Timestamp.now()
+            for k in 0..<20 {
+                let c = try #require(HJ212Client(port: port))
+                let frames = (0..<20).flatMap { j in
+                    HJ212Client.frame(mn: "AQ001", qn: Self.qn(k * 20 + j), at: now.subtracting(.seconds(Int64(k * 20 + j + 1))), values: [("a34004", 5)])
+                }
+                #expect(c.send(frames))
+                c.reset()
+            }
+            let last = try #require(HJ212Client(port: port))
+            #expect(last.send(HJ212Client.frame(mn: "AQ001", qn: Self.qn(999), at: now, values: [("a34004", 6)])))
+            #expect(last.answer() == Self.expectedAnswer(qn: Self.qn(999), mn: "AQ001"))
+            #expect(daemon.isRunning)
+            #expect(daemon.stop() == 0)
+        }
+
         /// A reload adds a station; one whose password file cannot be read is refused with its
         /// place, and the stations in force stay.
         @Test func reloadChangesStations() throws {

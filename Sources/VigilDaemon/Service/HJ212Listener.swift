@@ -340,7 +340,8 @@ final class HJ212Listener: HJ212AnswerSink, Sendable {
                 connections[id] = c
             }
             for (id, var c) in connections where !c.output.isEmpty {
-                let n = c.output.withUnsafeBytes { write(c.fd, $0.baseAddress, $0.count) }
+                // MSG_NOSIGNAL: a logger gone before its answer is EPIPE here, never a SIGPIPE for vigil.
+                let n = c.output.withUnsafeBytes { send(c.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 if n > 0 {
                     c.output.removeFirst(n)
                 } else if n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
