@@ -235,6 +235,39 @@ extension Integration {
             #expect(daemon.stop() == 0)
         }
 
+        /// `vigil simulate --format hj212` over MQTT into a subscription in format hj212: the
+        /// station's frames become readings of the site its MN maps to (no answers over MQTT).
+        @Test func simulatorOverMQTT() throws {
+            let broker = try Broker()
+            let daemon = try DaemonProcess(
+                config: """
+                    gateway_id: gw-test
+                    state_dir: ./state
+                    runtime_dir: ./run
+                    rules_dir: ./rules.d
+                    local: { host: 127.0.0.1, port: \(broker.port), qos: 1 }
+                    subscriptions:
+                      - topic: hj212/+/+
+                        format: hj212
+                    hj212:
+                      stations:
+                        "station-01-quality-1": { network: water, site: wq-site, device: wq-1 }
+                    """)
+            try daemon.start()
+            // water: gauge, rain, quality: the third device is the quality station.
+            let run = try ChildProcess.run(
+                DaemonProcess.binary,
+                ["simulate", "--broker", "127.0.0.1:\(broker.port)", "--format", "hj212", "--networks", "water", "--sites", "1",
+                 "--devices", "3", "--rate", "7", "--count", "28"])
+            #expect(run.status == 0, "\(run.stderr)")
+            // One frame a second (DataTime has whole seconds), seven readings each.
+            #expect(eventually { (try? daemon.readings("water/wq-site/wq-1/#").count) ?? 0 >= 21 })
+            let metrics = Set(try daemon.readings("water/wq-site/wq-1/#").map { $0.series.split(separator: "/").last.map(String.init) ?? "" })
+            #expect(metrics == ["ph", "turbidity", "dissolved_oxygen", "codmn", "cod", "nh3_n", "tp"])
+            #expect(try daemon.command(["rejects"]).stdout.contains("hj212_") == false)
+            #expect(daemon.stop() == 0)
+        }
+
         /// A reload adds a station; one whose password file cannot be read is refused with its
         /// place, and the stations in force stay.
         @Test func reloadChangesStations() throws {
