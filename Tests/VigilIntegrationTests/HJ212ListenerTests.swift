@@ -55,7 +55,8 @@ extension Integration {
         /// mid-way; each answered byte for byte after its readings are stored, which the rules
         /// judge as any reading.
         @Test func severalLoggersSplitAndBatched() throws {
-            let (_, daemon, port) = try Self.rig()
+            let (broker, daemon, port) = try Self.rig()
+            defer { withExtendedLifetime(broker) {} }  // the local broker lives as long as the test
             let now = Timestamp.now()
             let a = try #require(HJ212Client(port: port))
             let b = try #require(HJ212Client(port: port))
@@ -101,7 +102,8 @@ extension Integration {
         /// A logger that sends half a frame and goes silent is closed at the idle timeout (the
         /// half frame kept as a reject); another logger, busy all along, is unaffected.
         @Test func halfFrameThenSilence() throws {
-            let (_, daemon, port) = try Self.rig(idle: "2s")
+            let (broker, daemon, port) = try Self.rig(idle: "2s")
+            defer { withExtendedLifetime(broker) {} }  // the local broker lives as long as the test
             let silent = try #require(HJ212Client(port: port))
             let busy = try #require(HJ212Client(port: port))
             let half = HJ212Client.frame(mn: "AQ001", qn: Self.qn(1), at: .now(), values: [("a34004", 33)])
@@ -130,7 +132,8 @@ extension Integration {
         /// refused and every logger already connected stays.
         @Test func floodingPeersAndTheBound() throws {
             let httpPort = FreePort.next()
-            let (_, daemon, port) = try Self.rig(maxConnections: 3, httpPort: httpPort)
+            let (broker, daemon, port) = try Self.rig(maxConnections: 3, idle: "60s", httpPort: httpPort)
+            defer { withExtendedLifetime(broker) {} }  // the local broker lives as long as the test
             let logger = try #require(HJ212Client(port: port))
             let garbage = try #require(HJ212Client(port: port))
             let frames = try #require(HJ212Client(port: port))
@@ -152,6 +155,7 @@ extension Integration {
             let third = try #require(HJ212Client(port: port))
             let refused = try #require(HJ212Client(port: port))
             #expect(refused.closedByPeer(timeout: 5), "the connection over the bound is closed at once")
+            #expect(daemon.isRunning, "\(daemon.log.suffix(4000))")
             for (k, client) in [logger, frames, third].enumerated() {
                 let q = Self.qn(500 + k)
                 #expect(client.send(HJ212Client.frame(mn: "AQ001", qn: q, at: now.subtracting(.seconds(3000 + Int64(k))), values: [("a34004", 11)])))
@@ -174,10 +178,12 @@ extension Integration {
             #expect(daemon.stop() == 0)
         }
 
-        /// SIGTERM while a logger streams: every frame that was answered has its reading in the
-        /// buffer after the stop (an answer never comes before the commit).
-        @Test func answeredMeansStoredAcrossSigterm() throws {
-            let (_, daemon, port) = try Self.rig()
+        /// SIGTERM, or SIGKILL (a crash) and a restart, while a logger streams: every frame that
+        /// was answered has its reading in the buffer afterwards (an answer never comes before
+        /// the commit; the crash window is MQTT's).
+        @Test(arguments: [false, true]) func answeredMeansStored(crash: Bool) throws {
+            let (broker, daemon, port) = try Self.rig()
+            defer { withExtendedLifetime(broker) {} }  // the local broker lives as long as the test
             let c = try #require(HJ212Client(port: port))
             let now = Timestamp.now()
             func qn(_ k: Int) -> String { "2026030108000" + HJ212.pad(k, 4) }
@@ -200,11 +206,15 @@ extension Integration {
                     answered.append(k)
                 }
                 if !stopping && answered.count >= 300 {
-                    daemon.signal(SIGTERM)
+                    daemon.signal(crash ? SIGKILL : SIGTERM)
                     stopping = true
                 } else if stopping && (sent >= n || c.closedByPeer(timeout: 0.01)) {
                     break
                 }
+            }
+            if crash {
+                daemon.kill()
+                try daemon.start()
             }
             #expect(daemon.stop() == 0)
             #expect(answered.count >= 300 && answered.count < n, "SIGTERM came mid-stream: \(answered.count) of \(n) answered")
@@ -218,7 +228,8 @@ extension Integration {
         /// running (no SIGPIPE) and serves the next logger. (What a reset discards unread is
         /// lost to vigil; the logger never had its answer and sends it again.)
         @Test func loggersGoneBeforeTheirAnswers() throws {
-            let (_, daemon, port) = try Self.rig()
+            let (broker, daemon, port) = try Self.rig()
+            defer { withExtendedLifetime(broker) {} }  // the local broker lives as long as the test
             let now = Timestamp.now()
             for k in 0..<20 {
                 let c = try #require(HJ212Client(port: port))
@@ -271,7 +282,8 @@ extension Integration {
         /// A reload adds a station; one whose password file cannot be read is refused with its
         /// place, and the stations in force stay.
         @Test func reloadChangesStations() throws {
-            let (_, daemon, port) = try Self.rig()
+            let (broker, daemon, port) = try Self.rig()
+            defer { withExtendedLifetime(broker) {} }  // the local broker lives as long as the test
             let c = try #require(HJ212Client(port: port))
             let frame = HJ212Client.frame(mn: "NEW01", qn: Self.qn(1), at: .now(), values: [("a34004", 44)])
             #expect(c.send(frame))
@@ -325,10 +337,11 @@ extension Integration {
         /// `vigil simulate --hj212`: the stations connect as data loggers, every frame is
         /// answered, and the readings are in the buffer under the sites the MNs map to.
         @Test func simulatorOverTCP() throws {
-            let (_, daemon, port) = try Self.rig(extraStation: """
+            let (broker, daemon, port) = try Self.rig(extraStation: """
                 "district-1-aq-1": { network: urban, site: hj-1, device: aqms-1 }
                     "district-1-noise-1": { network: urban, site: hj-1, device: noise-1 }
                 """)
+            defer { withExtendedLifetime(broker) {} }
             let run = try ChildProcess.run(
                 DaemonProcess.binary,
                 ["simulate", "--hj212", "127.0.0.1:\(port)", "--networks", "urban", "--sites", "1", "--devices", "2", "--rate", "60",
