@@ -62,6 +62,11 @@ extension FuzzCheck {
             payload: UnsafeRawBufferPointer, topic: UnsafeRawBufferPointer?, format: PayloadFormat, namesMetric: Bool,
             limits: IngestLimits, tape: JSONError?, decoder: inout PayloadDecoder, messages: inout MessageDecoder?
         ) {
+            if format == .hj212 {
+                // Frames name their own series: checks of their own, once per payload.
+                if !namesMetric { checkHJ212(payload, limits: limits) }
+                return
+            }
             let topicMetric = namesMetric ? FuzzCheck.topicMetric : nil
             context = "\(format.rawValue)/\(namesMetric ? "metric" : "no-metric")"
 
@@ -163,6 +168,9 @@ extension FuzzCheck {
                 checkAgreesWithTape(result, tape)
             case .auto:
                 // A number or JSON, whichever the payload looks like: nothing more than every decode.
+                break
+            case .hj212:
+                // Never reaches here: `checkHJ212` (HJ212Check.swift) checks frames.
                 break
             }
         }

@@ -83,11 +83,25 @@ public struct RejectReason: Error, Hashable, Sendable, CustomStringConvertible {
         public static let futureTimestamp = Code(rawValue: "future_timestamp")
         public static let tooOld = Code(rawValue: "too_old")
         public static let badUnit = Code(rawValue: "bad_unit")
+        // HJ 212 frames (format hj212 and the TCP listener).
+        public static let hj212Garbage = Code(rawValue: "hj212_garbage")
+        public static let hj212BadLength = Code(rawValue: "hj212_bad_length")
+        public static let hj212Truncated = Code(rawValue: "hj212_truncated")
+        public static let hj212TooLarge = Code(rawValue: "hj212_too_large")
+        public static let hj212BadCRC = Code(rawValue: "hj212_bad_crc")
+        public static let hj212Malformed = Code(rawValue: "hj212_malformed")
+        public static let hj212MissingCP = Code(rawValue: "hj212_missing_cp")
+        public static let hj212UnknownCode = Code(rawValue: "hj212_unknown_code")
+        public static let hj212UnknownStation = Code(rawValue: "hj212_unknown_station")
+        public static let hj212BadPassword = Code(rawValue: "hj212_bad_password")
+        public static let hj212UnsupportedCommand = Code(rawValue: "hj212_unsupported_command")
 
         public static let all: [Code] = [
             .payloadTooLarge, .topicTooLong, .noSubscription, .layoutMismatch, .badName, .invalidJSON, .tooDeep,
             .invalidUTF8, .notANumber, .nonFinite, .noReadings, .invalidSenML, .badTimestamp, .futureTimestamp,
-            .tooOld, .badUnit,
+            .tooOld, .badUnit, .hj212Garbage, .hj212BadLength, .hj212Truncated, .hj212TooLarge, .hj212BadCRC,
+            .hj212Malformed, .hj212MissingCP, .hj212UnknownCode, .hj212UnknownStation, .hj212BadPassword,
+            .hj212UnsupportedCommand,
         ]
     }
 }

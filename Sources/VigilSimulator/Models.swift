@@ -85,6 +85,9 @@ public enum DeviceKind: String, Sendable, CaseIterable {
         }
     }
 
+    /// Monitoring stations that report as HJ 212-2017 data loggers.
+    public var speaksHJ212: Bool { self == .air || self == .noise || self == .quality }
+
     /// The kinds of a network, in the order devices take them.
     public static func kinds(of network: String) -> [DeviceKind] {
         allCases.filter { $0.network == network }

@@ -44,4 +44,32 @@ extension Simulator {
             topic: "\(Self.topicPrefix(d.network))/\(d.site)/\(d.name)/senml", payload: Array(s.utf8),
             readings: d.kind.metrics.count)
     }
+
+    /// HJ 212 pollutant codes of the simulated metrics (the built-in code table, reversed).
+    static let hj212Codes: [String: String] = {
+        var m: [String: String] = [:]
+        for (code, c) in HJ212Code.defaults { m[c.metric] = code }
+        return m
+    }()
+
+    /// The station's MN: `{site}-{device}` (`hj212.stations` maps it to a site and device).
+    public static func hj212Station(site: String, device: String) -> String { "\(site)-\(device)" }
+
+    /// A real-time data frame (CN=2011) asking for an answer, DataTime and QN in Shanghai time.
+    func hj212Message(_ i: Int, _ t: Timestamp) -> SimulatedMessage {
+        let d = devices[i]
+        let zone = LocalTimeZone.fixed("UTC+\(options.utcOffsetHours)", offsetSeconds: Int32(options.utcOffsetHours * 3600))
+        let local = HJ212.localTime(t, zone: zone)
+        let ms = Int((t.micros / 1000) % 1000)
+        var items: [String] = []
+        for (k, (metric, _)) in d.kind.metrics.enumerated() {
+            guard let code = Self.hj212Codes[metric] else { continue }
+            items.append("\(code)-Rtd=\(Self.number(d.lastValues[k])),\(code)-Flag=N")
+        }
+        let st = d.kind == .quality ? "21" : d.kind == .noise ? "23" : "22"
+        let mn = Self.hj212Station(site: d.site, device: d.name)
+        let segment =
+            "QN=\(local)\(HJ212.pad(ms, 3));ST=\(st);CN=2011;PW=123456;MN=\(mn);Flag=5;CP=&&DataTime=\(local);\(items.joined(separator: ";"))&&"
+        return SimulatedMessage(topic: "hj212/\(d.site)/\(d.name)", payload: HJ212.frame(segment: segment), readings: items.count)
+    }
 }

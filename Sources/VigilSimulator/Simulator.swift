@@ -11,6 +11,9 @@ public enum SimulationFormat: String, Sendable, CaseIterable {
     case senml
     /// energy and water as json, urban as senml (the SPEC's example layout).
     case mixed
+    /// HJ 212-2017 real-time data frames (CN=2011) from the stations that speak it (urban air
+    /// and noise, water quality), on `hj212/{site}/{device}` or over TCP; MN `{site}-{device}`.
+    case hj212
 }
 
 public struct SimulationOptions: Sendable {
@@ -182,7 +185,7 @@ public struct Simulator {
         guard !devices.isEmpty else { return 1 }
         var readings = 0
         var messages = 0
-        for d in devices {
+        for d in devices where options.format != .hj212 || d.kind.speaksHJ212 {
             readings += d.kind.metrics.count
             messages += format(for: d.network) == .number ? d.kind.metrics.count : 1
         }
@@ -195,6 +198,13 @@ public struct Simulator {
         for _ in 0..<devices.count {
             let i = cursor
             let fmt = format(for: devices[i].network)
+            if fmt == .hj212 {
+                cursor = (cursor + 1) % devices.count
+                if !devices[i].kind.speaksHJ212 || isSilenced(i, t) { continue }
+                compute(i, t)
+                sequence += 1
+                return hj212Message(i, t)
+            }
             if fmt == .number {
                 if metricCursor == 0 { compute(i, t) }
                 let m = metricCursor

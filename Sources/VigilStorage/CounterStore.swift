@@ -10,6 +10,8 @@ public enum CounterName {
     public static let messagesReceived = "messages_received_total"
     public static func rejected(_ code: RejectReason.Code) -> String { "rejected_total:\(code.rawValue)" }
     public static let rejectedPrefix = "rejected_total:"
+    /// HJ 212 values whose flag is not N, by flag letter (or `other`).
+    public static func hj212Flagged(_ flag: String) -> String { "hj212_flagged_total:\(flag)" }
     public static let outboxDroppedAggregates = "outbox_dropped_aggregates_total"
     public static let outboxPrunedDelivered = "outbox_pruned_delivered_total"
     public static let aggregatesLate = "aggregate_late_readings_total"

@@ -17,9 +17,19 @@ import VigilTestSupport
 struct Bench {
     static func main() throws {
         let args = CommandLine.arguments.dropFirst()
-        if let bad = args.first(where: { !["--quick", "--no-docs", "--rules", "--writes", "--writes-long", "--page"].contains($0) }) {
-            print("usage: vigil-bench [--quick] [--no-docs] [--rules | --writes | --writes-long | --page]  (unknown: \(bad))")
+        if let bad = args.first(where: { !["--quick", "--no-docs", "--rules", "--writes", "--writes-long", "--page", "--hj212"].contains($0) }) {
+            print("usage: vigil-bench [--quick] [--no-docs] [--rules | --writes | --writes-long | --page | --hj212]  (unknown: \(bad))")
             exit(2)
+        }
+        // HJ 212 frames through the TCP listener from 10 loggers: `vigil-bench --hj212`.
+        if args.contains("--hj212") {
+            useSiblingDaemon()
+            let r = try HJ212Bench.run(loggers: 10, framesPerLogger: args.contains("--quick") ? 1000 : 5000)
+            print(
+                String(
+                    format: "HJ 212 over TCP, %d loggers: %d frames answered in %.2f s: %.0f frames/s, %.0f readings/s (%d readings in the buffer)",
+                    r.loggers, r.frames, r.seconds, r.framesPerSecond, r.readingsPerSecond, r.stored))
+            exit(0)
         }
         // The rule engine alone, in process (no broker): `vigil-bench --rules`.
         if args.contains("--rules") {
@@ -143,6 +153,9 @@ struct Bench {
         print("page: [\(Int(Date().timeIntervalSince(began))) s]")
         let pageSeconds = quick ? 5.0 : 20
         let page = try PageBench.run(broker: broker, topics: topics, seconds: pageSeconds, rounds: quick ? 1 : 2)
+        // 8. HJ 212 frames through the TCP listener from 10 data loggers.
+        print("hj212: [\(Int(Date().timeIntervalSince(began))) s]")
+        let hj212 = try HJ212Bench.run(loggers: 10, framesPerLogger: quick ? 1000 : 5000)
 
         var summary: [BenchReport.Row] = [
             .init(
@@ -192,6 +205,9 @@ struct Bench {
             .init(
                 "RSS while upstream is away: start / max / end", String(format: "%.1f / %.1f / %.1f MB", drain.rssStart, drain.rssMax, drain.rssEnd),
                 "flat"),
+            .init(
+                "HJ 212 over TCP, 10 loggers (4 values a frame, 50 in flight each, every frame answered after its commit)",
+                "\(BenchReport.grouped(hj212.framesPerSecond)) frames/s, \(BenchReport.grouped(hj212.readingsPerSecond)) readings/s"),
         ]
         func written(_ rate: Double) -> WritesBench.Row? { writes.first { $0.rate == rate } }
         if let idle = written(0) {

@@ -43,6 +43,16 @@ public struct MessageDecoder {
     public var wallOffset = TimeSpan.zero
     /// Readings moved onto the time line that way, since the last `takeShifted`.
     private var shiftedReadings = 0
+    /// Stations and code table for `format: hj212` and the TCP listener; nil: no `hj212` section.
+    public var hj212: HJ212Decoder?
+    /// What the last message was, when it was an HJ 212 frame that decoded.
+    public private(set) var lastHJ212: HJ212Outcome?
+    private var hj212Readings: [Reading] = []
+
+    /// Frames from the HJ 212 TCP listener come through the inbox with a topic that starts
+    /// with this NUL byte, which no MQTT topic may hold (MQTT 3.1.1 section 1.5.3), then
+    /// `hj212/<connection>`.
+    public static let hj212TopicPrefix: [UInt8] = [0] + Array("hj212/".utf8)
 
     public mutating func takeShifted() -> Int {
         defer { shiftedReadings = 0 }
@@ -57,9 +67,10 @@ public struct MessageDecoder {
         case rejected(RejectReason)
     }
 
-    public init(subscriptions: [SubscriptionSpec], limits: IngestLimits) {
+    public init(subscriptions: [SubscriptionSpec], limits: IngestLimits, hj212: HJ212Decoder? = nil) {
         self.subscriptions = subscriptions
         self.limits = limits
+        self.hj212 = hj212
         self.payloadDecoder = PayloadDecoder(maxDepth: limits.maxJSONDepth)
         decoded.reserveCapacity(16)
     }
@@ -73,6 +84,12 @@ public struct MessageDecoder {
         topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, receivedAt: Timestamp,
         into out: inout [Reading]
     ) throws(RejectReason) {
+        lastHJ212 = nil
+        if topic.first == 0, topic.starts(with: Self.hj212TopicPrefix) {
+            // The HJ 212 TCP listener (no MQTT topic holds NUL).
+            try decodeHJ212(payload, receivedAt: receivedAt, into: &out)
+            return
+        }
         guard topic.count <= limits.maxTopicBytes else {
             throw RejectReason(.topicTooLong, "the topic has \(topic.count) bytes, the limit is \(limits.maxTopicBytes)")
         }
@@ -94,6 +111,10 @@ public struct MessageDecoder {
             fatalError("unreachable")
         }
         let sub = subscriptions[index]
+        if sub.format == .hj212 {
+            try decodeHJ212(payload, receivedAt: receivedAt, into: &out)
+            return
+        }
         decoded.removeAll(keepingCapacity: true)
         try payloadDecoder.decode(
             payload, format: sub.format, topicMetric: topicMetric, receivedAt: receivedAt, into: &decoded)
@@ -107,19 +128,8 @@ public struct MessageDecoder {
                 }
             }
         }
-        let newest = receivedAt.adding(limits.maxFuture)
-        let oldest = limits.maxAge.map { receivedAt.subtracting($0) }
         for d in decoded {
-            if let t = d.timestamp {
-                if t > newest {
-                    throw RejectReason(
-                        .futureTimestamp,
-                        "timestamp \(t.rfc3339) is more than \(limits.maxFuture) ahead of the gateway clock")
-                }
-                if let o = oldest, t < o {
-                    throw RejectReason(.tooOld, "timestamp \(t.rfc3339) is older than the retention \(limits.maxAge!)")
-                }
-            }
+            if let t = d.timestamp { try checkTime(t, receivedAt: receivedAt) }
         }
         let mark = out.count
         out.reserveCapacity(mark + decoded.count)
@@ -137,10 +147,49 @@ public struct MessageDecoder {
         shiftedReadings += shifted
     }
 
+    /// A reading's time is neither too far ahead nor older than the retention.
+    func checkTime(_ t: Timestamp, receivedAt: Timestamp) throws(RejectReason) {
+        if t > receivedAt.adding(limits.maxFuture) {
+            throw RejectReason(
+                .futureTimestamp, "timestamp \(t.rfc3339) is more than \(limits.maxFuture) ahead of the gateway clock")
+        }
+        if let age = limits.maxAge, t < receivedAt.subtracting(age) {
+            throw RejectReason(.tooOld, "timestamp \(t.rfc3339) is older than the retention \(age)")
+        }
+    }
+
+    /// An HJ 212 frame: its station names network, site and device; times as for other formats.
+    private mutating func decodeHJ212(
+        _ payload: UnsafeRawBufferPointer, receivedAt: Timestamp, into out: inout [Reading]
+    ) throws(RejectReason) {
+        guard let hj212 else {
+            throw RejectReason(.hj212UnknownStation, "the config has no hj212 section: no station is known")
+        }
+        hj212Readings.removeAll(keepingCapacity: true)
+        let outcome = try hj212.decode(payload, into: &hj212Readings)
+        var shifted = 0
+        if wallOffset.micros != 0 {
+            let wall = receivedAt.adding(wallOffset)
+            for i in hj212Readings.indices {
+                let t = hj212Readings[i].timestamp
+                if abs(t.micros - wall.micros) < abs(t.micros - receivedAt.micros) {
+                    hj212Readings[i].timestamp = t.subtracting(wallOffset)
+                    shifted += 1
+                }
+            }
+        }
+        for r in hj212Readings { try checkTime(r.timestamp, receivedAt: receivedAt) }
+        out.append(contentsOf: hj212Readings)
+        shiftedReadings += shifted
+        lastHJ212 = outcome
+    }
+
     static func route(_ topic: String, _ subscriptions: [SubscriptionSpec]) -> Route {
         let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
         var shapeMismatch: SubscriptionSpec?
         for (i, sub) in subscriptions.enumerated() where sub.filter.matches(levels: levels) {
+            // HJ 212 frames name their station; the topic only says they are frames.
+            if sub.format == .hj212 { return .series(subscription: i, site: "", device: "", metric: nil) }
             guard let (site, device, metric) = sub.layout.extract(levels: levels) else {
                 shapeMismatch = sub
                 continue

@@ -1,6 +1,8 @@
 /// The payload formats a subscription accepts.
 public enum PayloadFormat: String, Sendable, CaseIterable {
     case number, json, senml, auto
+    /// An HJ 212-2017 frame; the station (MN) names site and device (see `HJ212Decoder`).
+    case hj212
 }
 
 /// One value decoded from a payload, before the topic supplies its series.
@@ -88,6 +90,9 @@ public struct PayloadDecoder {
         case .senml:
             try parse(payload)
             try decodeSenML(payload, topicMetric: topicMetric, receivedAt: receivedAt, into: &out)
+        case .hj212:
+            // HJ 212 frames name their own series: `MessageDecoder` decodes them with the stations.
+            throw RejectReason(.hj212UnknownStation, "HJ 212 frames need the stations of the config")
         }
     }
 

@@ -15,12 +15,18 @@ enum MessageCheck {
             $0.element.filter.matches(levels: levels) && $0.element.layout.extract(levels: levels) != nil
         }) {
             lines.append(
-                "subscription \(i + 1) of \(config.subscriptions.count): \(sub.filter.text) (network \(sub.network), layout \(sub.layout.text), format \(sub.format.rawValue))"
+                sub.format == .hj212
+                    ? "subscription \(i + 1) of \(config.subscriptions.count): \(sub.filter.text) (format hj212: the frame's MN names the station)"
+                    : "subscription \(i + 1) of \(config.subscriptions.count): \(sub.filter.text) (network \(sub.network), layout \(sub.layout.text), format \(sub.format.rawValue))"
             )
         }
-        var decoder = MessageDecoder(subscriptions: config.subscriptions, limits: config.limits)
+        var decoder = MessageDecoder(
+            subscriptions: config.subscriptions, limits: config.limits, hj212: config.hj212.map { $0.decoder(zone: config.timezone) })
         var readings: [Reading] = []
-        let rejected: RejectReason? = Array(topic.utf8).withUnsafeBytes { t in
+        // `tcp:` (or `tcp:PEER`): as a frame from the HJ 212 TCP listener.
+        let topicBytes = topic.hasPrefix("tcp:") ? HJ212Topic.topic(connection: 0) : Array(topic.utf8)
+        if topic.hasPrefix("tcp:") { lines.append("an HJ 212 frame from the TCP listener (hj212.listen)") }
+        let rejected: RejectReason? = topicBytes.withUnsafeBytes { t in
             payload.withUnsafeBytes { p in
                 do throws(RejectReason) {
                     try decoder.decode(topic: t, payload: p, receivedAt: now, into: &readings)
@@ -33,6 +39,22 @@ enum MessageCheck {
         if let rejected {
             lines.append("rejected: \(rejected.code.rawValue): \(rejected.detail)")
             return (lines.joined(separator: "\n"), false)
+        }
+        if let hj = decoder.lastHJ212 {
+            let f = hj.frame
+            lines.append(
+                "HJ 212 frame: CN=\(f.cn) ST=\(f.st) MN=\(f.mn) QN=\(f.qn ?? "-") -> station \(hj.station.network)/\(hj.station.site)/\(hj.station.device)"
+            )
+            if f.wantsAnswer {
+                lines.append(
+                    "answer after the commit: \(String(decoding: HJ212.answer(cn: 9014, qn: f.qn ?? "", pw: f.pw, mn: f.mn).dropLast(2), as: UTF8.self))")
+            }
+            for (flag, n) in hj.flagged.sorted(by: { $0.key.label < $1.key.label }) {
+                lines.append("\(n) value(s) flagged \(flag.label): not readings (never judged or aggregated), counted in vigil_hj212_flagged_values_total")
+            }
+            if !hj.unknownCodes.isEmpty {
+                lines.append("rejected in part: hj212_unknown_code: \(hj.unknownCodes.joined(separator: ", ")) not in the code table (hj212.codes)")
+            }
         }
         lines.append("\(readings.count) reading(s):")
         for r in readings {

@@ -37,6 +37,7 @@ extension VigilCommand {
                     up = " | upstream \(u.connected ? "connected" : "DOWN") backlog \(u.backlogAlerts + u.backlogAggregates)"
                 }
                 if let h = s.http, !h.listening { up += " | http DOWN" }
+                if let h = s.hj212 { up += h.listening ? " | hj212 \(h.connections) logger(s)" : " | hj212 DOWN" }
                 print(
                     "\(running ? "running" : "STOPPED")\(i.diskPaused == true ? " | PAUSED: disk nearly full" : "") | local \(s.local.connected ? "connected" : "DISCONNECTED") | ingest \(String(format: "%.0f", running ? i.rate : 0)) readings/s | stored \(i.readingsStored) | rejected \(i.rejected) | alerts \(alerts)\(up) | p99 \(fmt(i.publishToStoredMs.p99)) ms | buffer \(ByteSize(bytes: reader.fileBytes()))"
                 )
@@ -99,6 +100,13 @@ extension VigilCommand {
                 print("  aggregates: \(g.sent) sent, \(g.lateReadings) readings too late for their window, \(g.droppedUndelivered) dropped for space")
             }
             if let h = s.http { print(Self.describe(h)) }
+            if let h = s.hj212 { print(Self.describe(h)) }
+            let flagged = counters.filter { $0.key.hasPrefix("hj212_flagged_total:") }.sorted { $0.key < $1.key }
+            if !flagged.isEmpty {
+                print(
+                    "  hj212 values flagged other than N (not readings): "
+                        + flagged.map { "\($0.key.dropFirst("hj212_flagged_total:".count)) \($0.value)" }.joined(separator: ", "))
+            }
             if let a = s.alerts {
                 let active = AlertLevel.allCases.reversed().compactMap { l in a.active[l.name].map { "\($0) \(l.name)" } }
                 print(
@@ -115,6 +123,16 @@ extension VigilCommand {
         }
 
         func fmt(_ v: Double) -> String { String(format: "%.2f", v) }
+
+        /// The HJ 212 listener: where it listens, or why not, and what its loggers did.
+        static func describe(_ h: HJ212ListenerStatus) -> String {
+            var line = "hj212 \(h.listen): "
+            line += h.listening ? "listening on \(h.addresses.joined(separator: ", "))" : "NOT LISTENING (retrying; ingest goes on)"
+            line += "; \(h.connections) logger(s) connected, \(h.frames) frame(s), \(h.answers) answer(s) sent"
+            line += "; \(h.refused) refused at the bound, \(h.timedOut) idle closed, \(h.closedHostile) closed as hostile"
+            if let e = h.lastError { line += "\n  last error: \(e)" + (h.lastErrorAt.map { " at \($0)" } ?? "") + " (\(h.errors) error(s) since start)" }
+            return line
+        }
 
         /// The HTTP listener: where it listens, or why not (it keeps trying; ingest goes on).
         static func describe(_ h: HTTPStatus) -> String {

@@ -78,6 +78,27 @@ public struct UpstreamConfig: Sendable, Hashable {
     public var compress = Compression.none
 }
 
+/// `hj212`: stations that speak HJ 212-2017, over MQTT (`format: hj212`) or TCP (`listen`).
+public struct HJ212Config: Sendable, Hashable {
+    /// `HOST:PORT` of the TCP listener; nil: frames come only over MQTT.
+    public var listen: String?
+    /// MN -> where its readings go (and its password, read from `password_file`).
+    public var stations: [String: HJ212Station] = [:]
+    /// The built-in code table with the config's codes added or replacing.
+    public var codes: [String: HJ212Code] = HJ212Code.defaults
+    /// Open connections at most; one more is refused (the loggers connected stay).
+    public var maxConnections = 64
+    /// A connection that sends nothing for this long is closed.
+    public var idleTimeout: TimeSpan = .minutes(5)
+    /// The length of minute data's (2051) interval, as the data loggers are set.
+    public var minuteInterval: TimeSpan = .minutes(1)
+
+    /// The decoder the pipeline runs for these stations.
+    public func decoder(zone: LocalTimeZone) -> HJ212Decoder {
+        HJ212Decoder(codes: codes, stations: stations, zone: zone, minuteInterval: minuteInterval)
+    }
+}
+
 /// The config file and the rule files it points to, validated together.
 public struct Settings: Sendable {
     public var config: VigilConfig
@@ -109,6 +130,11 @@ public struct Settings: Sendable {
         if c.aggregate != running.aggregate { keys.append("aggregate") }
         if c.upstream != running.upstream { keys.append("upstream") }
         if c.httpListen != running.httpListen || c.httpTokenFile != running.httpTokenFile { keys.append("http") }
+        if c.hj212?.listen != running.hj212?.listen || c.hj212?.maxConnections != running.hj212?.maxConnections
+            || c.hj212?.idleTimeout != running.hj212?.idleTimeout
+        {
+            keys.append("hj212 (listener)")
+        }
         return keys
     }
 }
@@ -134,6 +160,7 @@ public struct VigilConfig: Sendable {
     public var httpListen: String?
     /// The token `/` and `/page.json` require (`http.token_file`), when set.
     public var httpTokenFile: String?
+    public var hj212: HJ212Config?
     public var logLevel: Logger.Level = .info
 
     /// The local client id unless the config names one.

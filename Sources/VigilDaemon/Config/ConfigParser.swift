@@ -58,7 +58,7 @@ struct ConfigParser {
     /// The top-level keys.
     static let sections = [
         "gateway_id", "timezone", "rules_dir", "state_dir", "runtime_dir", "local", "subscriptions", "buffer", "aggregate",
-        "upstream", "http", "log", "limits",
+        "upstream", "http", "log", "limits", "hj212",
     ]
 
     init(file: String, environment: [String: String]) {
@@ -128,6 +128,10 @@ struct ConfigParser {
         if let v = m["aggregate"] { aggregate(v.value) }
         if let v = m["upstream"] { upstream(v.value) }
         if let v = m["http"] { http(v.value) }
+        if let v = m["hj212"] { hj212(v.value) }
+        if c.hj212 == nil, let sub = c.subscriptions.first(where: { $0.format == .hj212 }) {
+            r.error(m["subscriptions"]?.value, "subscription \(sub.filter.text) has format hj212, but there is no hj212 section with its stations")
+        }
         if let v = m["log"] { log(v.value) }
         if !r.diagnostics.isEmpty { throw ConfigError(r.diagnostics) }
         return c
@@ -176,6 +180,23 @@ struct ConfigParser {
         for (i, item) in list.enumerated() {
             let what = "subscriptions[\(i)]"
             guard let sm = r.mapping(item, what, allowed: ["network", "topic", "layout", "format"]) else { continue }
+            var format = PayloadFormat.auto
+            if let f = sm["format"], let ff = r.choice(f.value, "\(what).format", PayloadFormat.self) { format = ff }
+            // HJ 212 frames name their station (MN): network and layout are not needed.
+            if format == .hj212, let topicNode = sm["topic"] {
+                guard let topic = r.string(topicNode.value, "\(what).topic") else { continue }
+                if let extra = sm["layout"] ?? sm["network"] {
+                    r.error(extra.key, "\(what): format hj212 takes network, site and device from hj212.stations; leave out network and layout")
+                    continue
+                }
+                switch TopicFilter.parse(topic) {
+                case .success(let f):
+                    c.subscriptions.append(
+                        SubscriptionSpec(network: "hj212", filter: f, layout: try! TopicLayout("{site}/{device}/#"), format: .hj212))
+                case .failure(let e): r.error(topicNode.value, "\(what).topic: \(e)")
+                }
+                continue
+            }
             guard let netNode = sm["network"], let topicNode = sm["topic"], let layoutNode = sm["layout"] else {
                 r.error(item, "\(what) needs network, topic and layout")
                 continue
@@ -184,8 +205,6 @@ struct ConfigParser {
                 let topic = r.string(topicNode.value, "\(what).topic"),
                 let layoutText = r.string(layoutNode.value, "\(what).layout")
             else { continue }
-            var format = PayloadFormat.auto
-            if let f = sm["format"], let ff = r.choice(f.value, "\(what).format", PayloadFormat.self) { format = ff }
             let filter: TopicFilter
             switch TopicFilter.parse(topic) {
             case .success(let f): filter = f
@@ -338,5 +357,110 @@ struct ConfigParser {
                 r.error(x.value, "log.level must be one of trace, debug, info, notice, warning, error, critical")
             }
         }
+    }
+
+    mutating func hj212(_ node: Node) {
+        guard let hm = r.mapping(
+            node, "hj212", allowed: ["listen", "stations", "codes", "max_connections", "idle_timeout", "minute_interval"])
+        else { return }
+        var h = HJ212Config()
+        if let x = hm["listen"], let s = r.string(x.value, "hj212.listen") {
+            switch ListenAddress.parse(s) {
+            case .failure(let problem): r.error(x.value, "hj212.listen: \(problem.message)")
+            case .success: h.listen = s
+            }
+        }
+        if let x = hm["max_connections"], let n = r.int(x.value, "hj212.max_connections", 1...10_000) { h.maxConnections = n }
+        if let x = hm["idle_timeout"], let d = r.duration(x.value, "hj212.idle_timeout") {
+            if d < .seconds(1) || d > .hours(24) {
+                r.error(x.value, "hj212.idle_timeout must be between 1s and 24h")
+            } else {
+                h.idleTimeout = d
+            }
+        }
+        if let x = hm["minute_interval"], let d = r.duration(x.value, "hj212.minute_interval") {
+            if d < .minutes(1) || d > .hours(1) || d.micros % 60_000_000 != 0 {
+                r.error(x.value, "hj212.minute_interval must be whole minutes from 1m to 1h (the data loggers' minute data interval)")
+            } else {
+                h.minuteInterval = d
+            }
+        }
+        if let x = hm["codes"] {
+            if case .mapping(let cm) = x.value {
+                for (keyNode, value) in cm {
+                    guard let code = keyNode.string, !code.isEmpty, code.utf8.count <= 32,
+                        code.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122) })
+                    else {
+                        r.error(keyNode, "hj212.codes: a pollutant code is letters and digits, such as a34004")
+                        continue
+                    }
+                    let what = "hj212.codes.\(code)"
+                    guard let em = r.mapping(value, what, allowed: ["metric", "unit", "scale"]) else { continue }
+                    guard let mn = em["metric"], let metric = r.name(mn.value, "\(what).metric") else {
+                        if em["metric"] == nil { r.error(value, "\(what) needs metric: the reading's name") }
+                        continue
+                    }
+                    if metric.utf8.count > 54 {
+                        r.error(mn.value, "\(what).metric must be at most 54 bytes (interval data add _avg_10m)")
+                        continue
+                    }
+                    var entry = HJ212Code(metric: metric, unit: nil)
+                    if let u = em["unit"], let us = r.string(u.value, "\(what).unit") {
+                        if us.utf8.count > 32 || us.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                            r.error(u.value, "\(what).unit must be at most 32 printable bytes")
+                        } else {
+                            entry.unit = us.isEmpty ? nil : us
+                        }
+                    }
+                    if let sc = em["scale"] {
+                        if let d = sc.value.string.flatMap(Double.init), d.isFinite, d != 0 {
+                            entry.scale = d
+                        } else {
+                            r.error(sc.value, "\(what).scale must be a number other than 0 (1000 turns mg/m3 into ug/m3)")
+                        }
+                    }
+                    h.codes[code] = entry
+                }
+            } else {
+                r.error(x.value, "hj212.codes must be a mapping of pollutant codes to {metric, unit, scale}")
+            }
+        }
+        if let x = hm["stations"] {
+            if case .mapping(let sm) = x.value {
+                for (keyNode, value) in sm {
+                    guard let mn = keyNode.string, !mn.isEmpty, mn.utf8.count <= 64,
+                        mn.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ";") && $0 != UInt8(ascii: "=") && $0 != UInt8(ascii: "&") })
+                    else {
+                        r.error(keyNode, "hj212.stations: an MN is 1 to 64 printable ASCII characters without ; = & or spaces")
+                        continue
+                    }
+                    let what = "hj212.stations.\(mn)"
+                    guard let em = r.mapping(value, what, allowed: ["network", "site", "device", "password_file"]) else { continue }
+                    guard let n = em["network"], let s = em["site"], let d = em["device"] else {
+                        r.error(value, "\(what) needs network, site and device")
+                        continue
+                    }
+                    guard let network = r.name(n.value, "\(what).network"), let site = r.name(s.value, "\(what).site"),
+                        let device = r.name(d.value, "\(what).device")
+                    else { continue }
+                    var station = HJ212Station(network: network, site: site, device: device)
+                    if let p = em["password_file"], let path = secret(p.value, "\(what).password_file") {
+                        // An unreadable file is reported by `secret`; one that is not UTF-8 here.
+                        if FileManager.default.isReadableFile(atPath: path) {
+                            do {
+                                station.password = try Secrets.read(path)
+                            } catch {
+                                r.error(p.value, "\(what).password_file '\(path)' is not UTF-8 text")
+                            }
+                        }
+                    }
+                    h.stations[mn] = station
+                }
+            } else {
+                r.error(x.value, "hj212.stations must be a mapping of MN to {network, site, device}")
+            }
+        }
+        if h.stations.isEmpty { r.error(node, "hj212 needs stations: the MN of each station and where its readings go") }
+        c.hj212 = h
     }
 }

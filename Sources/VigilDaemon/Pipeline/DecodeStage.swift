@@ -17,9 +17,10 @@ struct DecodeStage {
     private let logger: Logger
 
     init(
-        subscriptions: [SubscriptionSpec], limits: IngestLimits, clock: any VigilClock, buffer: Buffer, logger: Logger
+        subscriptions: [SubscriptionSpec], limits: IngestLimits, hj212: HJ212Decoder? = nil, clock: any VigilClock,
+        buffer: Buffer, logger: Logger
     ) {
-        decoder = MessageDecoder(subscriptions: subscriptions, limits: limits)
+        decoder = MessageDecoder(subscriptions: subscriptions, limits: limits, hj212: hj212)
         self.clock = ClockWatch(clock: clock, logger: logger)
         rejects = buffer.rejects
         counters = buffer.counters
@@ -28,9 +29,9 @@ struct DecodeStage {
     }
 
     /// New subscriptions (layouts, formats) or limits; the clock's offset carries over.
-    mutating func reload(subscriptions: [SubscriptionSpec], limits: IngestLimits) {
+    mutating func reload(subscriptions: [SubscriptionSpec], limits: IngestLimits, hj212: HJ212Decoder?) {
         let offset = decoder.wallOffset
-        decoder = MessageDecoder(subscriptions: subscriptions, limits: limits)
+        decoder = MessageDecoder(subscriptions: subscriptions, limits: limits, hj212: hj212)
         decoder.wallOffset = offset
         skippedCounted = 0
     }
@@ -54,7 +55,30 @@ struct DecodeStage {
             reject(error, topic: topic, payload: payload, at: receivedAt, stats: &stats)
             return false
         }
+        if let hj = decoder.lastHJ212 { hj212(hj, topic: topic, payload: payload, at: receivedAt, stats: &stats) }
         return true
+    }
+
+    /// What an HJ 212 frame came to besides its readings: values flagged other than N are
+    /// counted by flag (they are no readings, so no rule and no aggregate sees them); codes
+    /// the table does not know are a reject of that part of the frame, kept for `vigil
+    /// rejects`, while its other values are stored.
+    private mutating func hj212(
+        _ o: HJ212Outcome, topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, at: Timestamp,
+        stats: inout IngestSnapshot
+    ) {
+        stats.hj212Frames += 1
+        for (flag, n) in o.flagged {
+            stats.hj212Flagged[flag, default: 0] += UInt64(n)
+            counters.add(CounterName.hj212Flagged(flag.label), Int64(n))
+        }
+        if !o.unknownCodes.isEmpty {
+            reject(
+                RejectReason(
+                    .hj212UnknownCode,
+                    "MN=\(o.frame.mn): code \(o.unknownCodes.prefix(5).joined(separator: ", ")) is not in the code table (add it under hj212.codes); the frame's other values were stored"
+                ), topic: topic, payload: payload, at: at, stats: &stats)
+        }
     }
 
     /// Counts what a batch of `messages` came to.
@@ -78,12 +102,19 @@ struct DecodeStage {
         return decoder.wallOffset != before
     }
 
+    /// The topic as `vigil rejects` and the log show it; the TCP listener's frames as
+    /// `hj212/<connection>` (their topic starts with a NUL byte).
+    static func topicText(_ topic: UnsafeRawBufferPointer) -> String {
+        if topic.first == 0 { return "tcp:" + String(decoding: topic.dropFirst().prefix(512), as: UTF8.self) }
+        return String(decoding: topic.prefix(512), as: UTF8.self)
+    }
+
     private mutating func reject(
         _ reason: RejectReason, topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, at: Timestamp,
         stats: inout IngestSnapshot
     ) {
         stats.rejected[reason.code, default: 0] += 1
-        let topicText = String(decoding: topic.prefix(512), as: UTF8.self)
+        let topicText = Self.topicText(topic)
         rejects.add(
             RejectRecord(
                 at: at, topic: topicText, reason: reason, payloadPrefix: Array(payload.prefix(payloadPrefix)),

@@ -37,6 +37,11 @@ public final class IngestPipeline: @unchecked Sendable {
     /// The counters as the ingest thread keeps them; `publish()` copies them out.
     var stats = IngestSnapshot()
     private var readings: [Reading] = []
+    /// Where the answers of HJ 212 frames from the TCP listener go once committed.
+    let hj212Answers: (any HJ212AnswerSink)?
+    /// Answers (CN=9014) for frames of the open batch: sent only after the commit that holds
+    /// their readings, and never when a failed write rolled that batch back.
+    private var pendingAnswers: [(connection: Int, bytes: [UInt8], failures: UInt64)] = []
     private var nextTick = 0.0
     private var nextSeenWrite = 0.0
 
@@ -55,12 +60,13 @@ public final class IngestPipeline: @unchecked Sendable {
         public var retention: TimeSpan
         public var maxSize: ByteSize
         public var subscriptions: [SubscriptionSpec]
+        public var hj212: HJ212Decoder?
     }
 
     init(
         inbox: Inbox, buffer: Buffer, clock: any VigilClock, subscriptions: [SubscriptionSpec], limits: IngestLimits,
         commit: CommitPolicy, rules: [Rule], status: StatusBoard, logger: Logger, runtimeDir: String,
-        upstream: UpstreamLink? = nil,
+        upstream: UpstreamLink? = nil, hj212: HJ212Decoder? = nil, hj212Answers: (any HJ212AnswerSink)? = nil,
         aggregate: AggregateConfig = AggregateConfig(), outbox: OutboxStage.Settings = OutboxStage.Settings()
     ) {
         self.inbox = inbox
@@ -68,7 +74,9 @@ public final class IngestPipeline: @unchecked Sendable {
         self.clock = clock
         self.status = status
         self.logger = logger
-        decode = DecodeStage(subscriptions: subscriptions, limits: limits, clock: clock, buffer: buffer, logger: logger)
+        decode = DecodeStage(
+            subscriptions: subscriptions, limits: limits, hj212: hj212, clock: clock, buffer: buffer, logger: logger)
+        self.hj212Answers = hj212Answers
         store = StoreStage(buffer: buffer, policy: commit, logger: logger)
         self.rules = RuleStage(rules: rules, buffer: buffer, logger: logger)
         self.upstream = upstream.map { link in
@@ -133,20 +141,46 @@ public final class IngestPipeline: @unchecked Sendable {
         batch.forEach { topic, payload, receivedAt in
             guard decode.decode(topic: topic, payload: payload, receivedAt: receivedAt, into: &readings, stats: &stats)
             else { return }
+            let failuresBefore = store.failures
+            // HJ 212 interval data (2051, 2061, 2031) are the station's own statistics of an
+            // interval that has ended: stored and judged, not aggregated again (their window
+            // has mostly closed by the time they come, so they would all count as late).
+            let interval = decode.decoder.lastHJ212.map { $0.intervalReadings > 0 } ?? false
             do {
                 let tx = try store.batch()
                 for r in readings {
                     guard let id = try store.insert(r, receivedAt: receivedAt, tx, stats: &stats) else { continue }
                     rules.ingest(r, seriesID: id, now: receivedAt)
-                    if upstream?.windows.add(r, seriesID: id) == false { buffer.counters.add(CounterName.aggregatesLate) }
+                    if interval {
+                        stats.hj212IntervalReadings += 1
+                    } else if upstream?.windows.add(r, seriesID: id) == false {
+                        buffer.counters.add(CounterName.aggregatesLate)
+                    }
                 }
                 try recordTransitions()
             } catch {
                 store.failed(error, stats: &stats)
             }
+            if store.failures == failuresBefore, let frame = decode.decoder.lastHJ212?.frame, frame.wantsAnswer,
+                let connection = HJ212Topic.connection(topic)
+            {
+                // The data answer waits for the commit: a logger that has it drops the data.
+                pendingAnswers.append(
+                    (connection, HJ212.answer(cn: 9014, qn: frame.qn ?? "", pw: frame.pw, mn: frame.mn), store.failures))
+            }
             if store.isFull { commit() }
         }
         decode.finishBatch(messages: batch.count, stats: &stats)
+    }
+
+    /// After a commit: the answers whose readings it holds go to the listener; those of a
+    /// batch a failed write rolled back are dropped (the logger sends the data again).
+    private func answersCommitted() {
+        guard !pendingAnswers.isEmpty else { return }
+        let failures = store.failures
+        let ready = pendingAnswers.filter { $0.failures == failures }.map { (connection: $0.connection, bytes: $0.bytes) }
+        pendingAnswers.removeAll(keepingCapacity: true)
+        if !ready.isEmpty { hj212Answers?.deliver(ready) }
     }
 
     /// Writes the rules' transitions into the alert history and the outbox.
@@ -162,9 +196,14 @@ public final class IngestPipeline: @unchecked Sendable {
             try rules.saveStates(now: clock.now(), buffer)
         } catch {
             store.failed(error, stats: &stats)
+            pendingAnswers.removeAll(keepingCapacity: true)
             return
         }
-        guard store.commit(now: clock, stats: &stats) else { return }
+        guard store.commit(now: clock, stats: &stats) else {
+            pendingAnswers.removeAll(keepingCapacity: true)
+            return
+        }
+        answersCommitted()
         upstream?.outbox.committed()
         publish()
     }

@@ -18,6 +18,11 @@ public struct IngestSnapshot: Sendable {
     public var prunedRetention: UInt64 = 0
     public var prunedSize: UInt64 = 0
     public var senmlSkipped: UInt64 = 0
+    /// HJ 212 frames decoded, and their values flagged other than N (no readings), by flag.
+    public var hj212Frames: UInt64 = 0
+    public var hj212Flagged: [HJ212Flag: UInt64] = [:]
+    /// HJ 212 interval values (minute, hourly, daily data): stored and judged, not aggregated.
+    public var hj212IntervalReadings: UInt64 = 0
     public var rules = 0
     public var ruleStates = 0
     /// Calendar windows the rules judged, those without enough data (`min_coverage`: no

@@ -19,6 +19,8 @@ struct StoreStage {
     private var payloadTimes: [Int64] = []
     private var receiveTimes: [Int64] = []
     private var failing = false
+    /// Failed writes since start: what was pending when this changes is rolled back.
+    private(set) var failures: UInt64 = 0
     /// Readings of the open batch, counted into the snapshot when it commits: a counter
     /// that only goes up (a failed commit counts nothing rather than taking back).
     private var pendingStored: UInt64 = 0
@@ -103,6 +105,7 @@ struct StoreStage {
     /// counted as lost; ingest goes on with the next message. A full disk pauses ingest.
     mutating func failed(_ error: Error, rows: Int? = nil, stats: inout IngestSnapshot) {
         let lost = rows ?? buffer.readings.pendingRows
+        failures += 1
         buffer.rollback()
         if let e = error as? SQLiteError, e.isFull { disk.full() }
         payloadTimes.removeAll(keepingCapacity: true)

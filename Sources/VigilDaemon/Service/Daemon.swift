@@ -31,6 +31,8 @@ public final class Daemon: Sendable {
     let http: (address: ListenAddress, status: HTTPStatusBoard)?
     /// The token the page requires (`http.token_file`), when set.
     let httpToken: String?
+    /// The HJ 212 TCP listener, when `hj212.listen` is set.
+    let hj212: HJ212Listener?
     /// When the process started, for `process_start_time_seconds`.
     let processStart = ProcessMetrics.startTime()
 
@@ -67,6 +69,16 @@ public final class Daemon: Sendable {
             http = nil
         }
         let inbox = Inbox()
+        if let h = config.hj212, let listen = h.listen, case .success(let address) = ListenAddress.parse(listen) {
+            var limits = HJ212Limits()
+            limits.maxConnections = h.maxConnections
+            limits.idleTimeout = h.idleTimeout.seconds
+            let listener = try HJ212Listener(address: address, limits: limits, inbox: inbox, clock: clock, logger: logger)
+            hj212 = listener
+            status.hj212.withLock { $0 = { listener.current } }
+        } else {
+            hj212 = nil
+        }
         if let u = config.upstream {
             let sender = try UpstreamSender(
                 config: u, gateway: config.gatewayID, prefix: config.topicPrefix, buffer: config.buffer, clock: clock,
@@ -79,7 +91,7 @@ public final class Daemon: Sendable {
         pipeline = IngestPipeline(
             inbox: inbox, buffer: buffer, clock: clock, subscriptions: config.subscriptions, limits: config.limits,
             commit: config.commit, rules: rules, status: status, logger: logger, runtimeDir: config.runtimeDir,
-            upstream: upstream?.link,
+            upstream: upstream?.link, hj212: config.hj212.map { $0.decoder(zone: config.timezone) }, hj212Answers: hj212,
             aggregate: config.aggregate,
             outbox: OutboxStage.Settings(
                 gateway: config.gatewayID, prefix: config.topicPrefix, stats: config.aggregate.stats,
@@ -120,6 +132,11 @@ public final class Daemon: Sendable {
         services.append(.init(service: ReloadService(daemon: self)))
         services.append(.init(service: SystemdService(notifier: notifier, daemon: self, logger: logger)))
         // Optional: its errors are its own (logged, retried); should it ever end, the rest goes on.
+        // After ingest in the list, so stopped before it: what it handed over is committed.
+        if let hj212 {
+            services.append(
+                .init(service: HJ212Service(listener: hj212), successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore))
+        }
         if let http {
             services.append(
                 .init(
@@ -169,7 +186,8 @@ extension Daemon {
         pipeline.requestReload(
             IngestPipeline.Reload(
                 rules: settings.rules, limits: c.limits, commit: c.commit, retention: c.buffer.retention,
-                maxSize: c.buffer.maxSize, subscriptions: subscriptions))
+                maxSize: c.buffer.maxSize, subscriptions: subscriptions,
+                hj212: c.hj212.map { $0.decoder(zone: c.timezone) }))
         current.withLock { $0 = Settings(config: running, rules: settings.rules) }
         return true
     }

@@ -32,6 +32,17 @@ enum MetricsText {
         metric(
             "vigil_rejected_total", "counter", "Messages rejected, by reason.",
             RejectReason.Code.all.map { ("{reason=\"\($0.rawValue)\"}", Double(s.rejected[$0] ?? 0)) })
+        if daemon.config.hj212 != nil {
+            metric("vigil_hj212_frames_total", "counter", "HJ 212 frames decoded (MQTT and TCP).", [("", Double(s.hj212Frames))])
+            metric(
+                "vigil_hj212_interval_readings_total", "counter",
+                "HJ 212 minute, hourly and daily values: stored and judged by the rules, not aggregated again.",
+                [("", Double(s.hj212IntervalReadings))])
+            metric(
+                "vigil_hj212_flagged_values_total", "counter",
+                "HJ 212 values whose data flag is not N, by flag: not readings, never judged or aggregated.",
+                HJ212Flag.allCases.filter { $0 != .n }.map { ("{flag=\"\($0.label)\"}", Double(s.hj212Flagged[$0] ?? 0)) })
+        }
         metric("vigil_buffer_rows", "gauge", "Readings in the buffer.", [("", Double(s.bufferRows))])
         metric("vigil_buffer_bytes", "gauge", "Bytes the buffer's pages hold.", [("", Double(s.bufferBytes))])
         metric(
@@ -74,6 +85,21 @@ enum MetricsText {
             metric("vigil_outbox_dropped_total", "counter", "Undelivered aggregates dropped for space.", [("", Double(s.outboxDroppedAggregates))])
             metric("vigil_aggregates_total", "counter", "Aggregate windows closed and queued since start.", [("", Double(s.aggregatesSent))])
             metric("vigil_aggregate_late_readings_total", "counter", "Readings that came after their window closed.", [("", Double(s.aggregateLate))])
+        }
+        if let h = daemon.hj212?.current {
+            metric("vigil_hj212_listening", "gauge", "1 while the HJ 212 TCP listener listens.", [("", h.listening ? 1 : 0)])
+            metric("vigil_hj212_connections", "gauge", "Open HJ 212 logger connections.", [("", Double(h.connections))])
+            metric(
+                "vigil_hj212_connections_total", "counter", "HJ 212 connections, by what became of them.",
+                [
+                    ("{outcome=\"accepted\"}", Double(h.accepted)), ("{outcome=\"refused\"}", Double(h.refused)),
+                    ("{outcome=\"idle_timeout\"}", Double(h.timedOut)), ("{outcome=\"closed_hostile\"}", Double(h.closedHostile)),
+                ])
+            metric("vigil_hj212_tcp_frames_total", "counter", "HJ 212 frames (and runs of bytes that are none) read over TCP.", [("", Double(h.frames))])
+            metric(
+                "vigil_hj212_answers_total", "counter", "Data answers (CN=9014) after the commit, by whether the connection was still open.",
+                [("{result=\"sent\"}", Double(h.answers)), ("{result=\"connection_gone\"}", Double(h.answersDropped))])
+            metric("vigil_hj212_errors_total", "counter", "Failed attempts to listen and failed accepts.", [("", Double(h.errors))])
         }
         if let h = daemon.http?.status.current {
             metric("vigil_http_listening", "gauge", "1 while the HTTP endpoints listen.", [("", h.listening ? 1 : 0)])

@@ -71,6 +71,8 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
     public var hotTier: HotTierStatus?
     /// The HTTP listener, when `http.listen` is set.
     public var http: HTTPStatus?
+    /// The HJ 212 listener, when `hj212.listen` is set.
+    public var hj212: HJ212ListenerStatus?
     /// Set in the last record a daemon writes, when it stops cleanly.
     public var stoppedAt: String?
 }
@@ -114,6 +116,7 @@ public final class StatusBoard: Sendable {
     let upstream = Mutex<(@Sendable () -> UpstreamStatus)?>(nil)
     /// The HTTP listener's view, when there is one.
     let http = Mutex<(@Sendable () -> HTTPStatus)?>(nil)
+    let hj212 = Mutex<(@Sendable () -> HJ212ListenerStatus)?>(nil)
 
     public init(gateway: String, localBroker: String, clock: any VigilClock) {
         self.gateway = gateway
@@ -168,6 +171,7 @@ public final class StatusBoard: Sendable {
                     bytes: s.hotBytes, inUse: s.hotInUse, flushes: s.flushes, flushedReadings: s.flushedReadings,
                     atStart: Self.describe(s.hotStart)),
             http: http.withLock { $0 }?(),
+            hj212: hj212.withLock { $0 }?(),
             stoppedAt: s.stopped ? now.rfc3339 : nil)
     }
 
