@@ -183,6 +183,45 @@ extension Integration {
             #expect(!data.transitions.contains { $0.rule == "quiet" } && data.transitions.first?.message == "noisy 2999", "newest first")
         }
 
+        /// A daemon (not started) on a fresh buffer with a manual clock, for the page's builder.
+        static func builderDaemon(_ dir: TemporaryDirectory, clock: ManualClock) throws -> (Daemon, VigilConfig) {
+            let text = DaemonProcess.config(localPort: FreePort.next())
+                .replacingOccurrences(of: "./state", with: dir.file("state")).replacingOccurrences(of: "./run", with: dir.file("run"))
+            let config = try VigilConfig.parse(text, file: dir.file("vigil.yaml"))
+            for d in ["run", "state"] { try FileManager.default.createDirectory(atPath: dir.file(d), withIntermediateDirectories: true) }
+            return (try Daemon(config: config, clock: clock, logger: Logger(label: "test")), config)
+        }
+
+        /// A reading stored 30 s after its own timestamp, after a build had read past it, is
+        /// drawn by the next build; a reading already drawn is not counted again.
+        @Test func lateReadingIsDrawn() throws {
+            let dir = TemporaryDirectory()
+            let t0 = Timestamp(micros: (Timestamp.now().micros / 60_000_000) * 60_000_000 + 40_000_000)  // hh:mm:40
+            let clock = ManualClock(start: t0)
+            let (daemon, config) = try Self.builderDaemon(dir, clock: clock)
+            let key = SeriesKey(path: "water/st-1/g/level")!
+            let buffer = try Buffer(options: config.buffer)
+            try buffer.write { tx throws(SQLiteError) in
+                _ = try buffer.readings.insert(Reading(series: key, value: 2, timestamp: t0.subtracting(.seconds(5))), tx)
+            }
+            let builder = PageBuilder(daemon: daemon)
+            var data = builder.build()
+            #expect(data.error == nil)
+            #expect(data.series.first?.spark.last == 2)
+            // 30 s late: its timestamp is long behind what the first build read.
+            clock.advance(.seconds(1))
+            try buffer.write { tx throws(SQLiteError) in
+                _ = try buffer.readings.insert(Reading(series: key, value: 6, timestamp: t0.subtracting(.seconds(30))), tx)
+            }
+            data = builder.build()
+            #expect(data.series.first?.spark.last == 4, "\(String(describing: data.series.first?.spark.suffix(2)))")
+            #expect(data.series.first?.latest == 2, "the late reading is older than the latest")
+            clock.advance(.seconds(1))
+            data = builder.build()
+            #expect(data.series.first?.spark.last == 4)
+            #expect(data.series.first?.spark.compactMap { $0 } == [4])
+        }
+
         /// Twenty requests at once while a build is due: one build serves them all.
         @Test func concurrentPollsCostOneBuild() throws {
             let port = FreePort.next()

@@ -234,18 +234,22 @@ final class PageBuilder: @unchecked Sendable {
                 value: t.value, message: t.message)
         }
 
-        // Series: the latest value and the last hour, from the span not read yet.
-        let span = sparks.nextSpan(now: now)
+        // Series: the latest value and the last hour, from the span not read yet and a
+        // trailing window before it (readings stored late), whose minutes are read again.
+        let rewind = Self.rewind(
+            allowedLateness: daemon.current.withLock { $0.config.aggregate.allowedLateness },
+            observedLagMicros: daemon.pipeline.snapshot.publishToStored.maxMicros)
+        let span = sparks.nextSpan(now: now, rewind: rewind)
         if span.from < span.to {
-            // Bounded work: at most `readingsPerSecond` for each second of the span (the
-            // first pass, over the hour, at most `readingsPerPass`).
-            let seconds = Double(span.to.micros - span.from.micros) / 1e6
-            let limit = Int(min(Double(Self.readingsPerPass), max(1, seconds) * Double(Self.readingsPerSecond)))
+            // Bounded work: at most `readingsPerSecond` for each new second (the first
+            // pass, over the hour, at most `readingsPerPass`), the newest of the span.
+            let newSeconds = Double(span.to.micros - (sparks.readUntil ?? span.from).micros) / 1e6
+            let limit = Int(min(Double(Self.readingsPerPass), max(1, newSeconds) * Double(Self.readingsPerSecond)))
             let read = try reader.bucketed(since: span.from, until: span.to, bucket: sparks.bucket.micros, limit: limit) { b in
                 sparks.add(series: b.seriesID, bucket: b.index, sum: b.sum, count: b.count, latestTS: b.latestTS, latestValue: b.latestValue)
             }
             sampled = read >= limit
-            sparks.read(until: span.to)
+            sparks.read(from: span.from, until: span.to, complete: !sampled)
         }
         let known = try reader.series()
         sparks.keep(only: Set(known.map(\.id)))
@@ -269,6 +273,14 @@ final class PageBuilder: @unchecked Sendable {
         data.rejects.latest = try reader.rejects(limit: Self.rejectsShown).map { r in
             PageData.Reject(at: r.at.rfc3339, topic: r.topic, reason: r.reason.code.rawValue, detail: r.reason.detail)
         }
+    }
+
+    /// How far back each pass reads again: the longest a reading has taken from its
+    /// timestamp to the buffer (since start), the aggregates' allowed lateness, and at
+    /// least 2 minutes.
+    static func rewind(allowedLateness: TimeSpan, observedLagMicros: UInt64) -> TimeSpan {
+        let observed = TimeSpan(micros: Int64(min(observedLagMicros, UInt64(Int64.max / 2))))
+        return TimeSpan(micros: max(TimeSpan.minutes(2).micros, allowedLateness.micros, observed.micros))
     }
 
     static func freeBytes(_ path: String) -> Int64? {
