@@ -125,3 +125,81 @@ struct PageAuthTests {
         }
     }
 }
+
+@Suite("The page's JSON")
+struct PageSnapshotTests {
+    static func data(series: Int, urgent: Set<Int> = []) -> PageData {
+        let health = PageData.Health(
+            localBroker: "127.0.0.1:1883", localConnected: true, publishToStoredMs: Percentiles(LatencyHistogram()), readingsStored: 0,
+            bufferRows: 0, bufferBytes: 0, bufferMaxBytes: 1, ingestPaused: false, clockOffsetSeconds: 0, uptimeSeconds: 1,
+            version: "0", commit: "c", rules: 0)
+        var d = PageData(
+            gateway: "gw", generatedAt: "2026-12-02T10:00:00Z", buildMs: 1, buildCpuMs: 1, builds: 1, health: health, alerts: [],
+            transitions: [], rejects: .init(byReason: [:], latest: []), sparkSampled: false)
+        d.series = (0..<series).map { i in
+            PageData.Series(
+                path: String(format: "water/site-%04d/g/level", i), network: "water", site: String(format: "site-%04d", i), latest: Double(i),
+                spark: Array(repeating: nil, count: 59) + [Double(i)], alert: urgent.contains(i) && i % 2 == 0 ? "red" : nil,
+                stale: urgent.contains(i) && i % 2 == 1)
+        }
+        return d
+    }
+
+    static func object(_ bytes: [UInt8]) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+    }
+
+    static func paths(_ o: [String: Any]) -> [String] {
+        (o["series"] as? [[String: Any]] ?? []).compactMap { $0["path"] as? String }
+    }
+
+    /// Each series is encoded once and joined: the answer is the data as JSON, filtered by
+    /// path (any case) without encoding again.
+    @Test func piecesJoinToTheData() throws {
+        let snap = PageSnapshot(Self.data(series: 30))
+        let all = try Self.object(snap.json)
+        #expect(all["gateway"] as? String == "gw" && all["error"] == nil)
+        #expect(Self.paths(all) == snap.data.series.map(\.path))
+        #expect(all["series_total"] as? Int == 30 && all["series_more"] as? Int == 0)
+        let first = try #require((all["series"] as? [[String: Any]])?.first)
+        #expect(first["latest"] as? Double == 0 && (first["spark"] as? [Any])?.count == 60 && first["stale"] as? Bool == false)
+        let some = try Self.object(snap.answer(filter: "SITE-001"))
+        #expect(Self.paths(some) == (10...19).map { String(format: "water/site-%04d/g/level", $0) })
+        #expect(some["series_total"] as? Int == 10 && some["health"] != nil)
+        #expect(Self.paths(try Self.object(snap.answer(filter: "nothing"))).isEmpty)
+    }
+
+    /// At most 500 series go out: alerting and stale ones first, `series_more` counts the
+    /// rest, and the filter reaches those left out.
+    @Test func seriesAreCappedUrgentFirst() throws {
+        let urgent: Set<Int> = [700, 701, 998, 999]
+        let snap = PageSnapshot(Self.data(series: 1000, urgent: urgent))
+        let all = try Self.object(snap.json)
+        let paths = Self.paths(all)
+        #expect(paths.count == PageSnapshot.seriesShown)
+        #expect(all["series_more"] as? Int == 500 && all["series_total"] as? Int == 1000)
+        for i in urgent { #expect(paths.contains(String(format: "water/site-%04d/g/level", i)), "\(i)") }
+        #expect(paths == paths.sorted(), "in path order")
+        #expect(paths.prefix(496) == ArraySlice((0..<496).map { String(format: "water/site-%04d/g/level", $0) }))
+        // A series left out is found by the filter.
+        #expect(Self.paths(try Self.object(snap.answer(filter: "site-0800/"))) == ["water/site-0800/g/level"])
+    }
+
+    /// A number JSON cannot hold never empties the answer: a series that has one is left
+    /// out and named in `error`; one in the head goes as a string, and `error` says so.
+    @Test func nonFiniteNeverEmptiesTheAnswer() throws {
+        var d = Self.data(series: 3)
+        d.series[1].latest = .infinity
+        var logged: [String] = []
+        let snap = PageSnapshot(d) { logged.append($0) }
+        let o = try Self.object(snap.json)
+        #expect(Self.paths(o) == ["water/site-0000/g/level", "water/site-0002/g/level"])
+        #expect((o["error"] as? String)?.contains("water/site-0001/g/level") == true, "\(o)")
+        #expect(logged.count == 1)
+        d = Self.data(series: 2)
+        d.health.clockOffsetSeconds = .nan
+        let head = try Self.object(PageSnapshot(d).json)
+        #expect(Self.paths(head).count == 2 && (head["error"] as? String)?.contains("not a number") == true, "\(head)")
+        #expect((head["health"] as? [String: Any])?["clock_offset_seconds"] as? String == "nan")
+    }
+}

@@ -222,6 +222,37 @@ extension Integration {
             #expect(data.series.first?.spark.compactMap { $0 } == [4])
         }
 
+        /// Readings of 1e308 in one minute, read over several builds: their sum overflows,
+        /// that minute is left out, and the JSON is whole (never `{}`).
+        @Test func hugeReadingsKeepTheJSONWhole() throws {
+            let dir = TemporaryDirectory()
+            let t0 = Timestamp(micros: (Timestamp.now().micros / 60_000_000) * 60_000_000 + 20_000_000)  // hh:mm:20
+            let clock = ManualClock(start: t0)
+            let (daemon, config) = try Self.builderDaemon(dir, clock: clock)
+            let buffer = try Buffer(options: config.buffer)
+            let builder = PageBuilder(daemon: daemon)
+            for i in 0..<4 {
+                try buffer.write { tx throws(SQLiteError) in
+                    _ = try buffer.readings.insert(
+                        Reading(series: SeriesKey(path: "energy/s/m/p")!, value: 1e308, timestamp: clock.now().subtracting(.seconds(3))), tx)
+                    _ = try buffer.readings.insert(
+                        Reading(series: SeriesKey(path: "energy/s/m/q")!, value: Double(i), timestamp: clock.now().subtracting(.seconds(3))), tx)
+                }
+                let snap = PageSnapshot(builder.build())
+                let o = try #require(try JSONSerialization.jsonObject(with: Data(snap.json)) as? [String: Any])
+                let series = try #require(o["series"] as? [[String: Any]], "\(String(decoding: snap.json, as: UTF8.self))")
+                #expect(series.count == 2 && o["error"] == nil, "\(o)")
+                let p = try #require(series.first { $0["path"] as? String == "energy/s/m/p" })
+                #expect(p["latest"] as? Double == 1e308)
+                if i == 0 { #expect((p["spark"] as? [Any])?.last as? Double == 1e308) }
+                let q = try #require(series.first { $0["path"] as? String == "energy/s/m/q" })
+                let mean: Double = Double((0...i).reduce(0, +)) / Double(i + 1)
+                let qLast = (q["spark"] as? [Any])?.last as? Double
+                #expect(qLast == mean)
+                clock.advance(.seconds(1))
+            }
+        }
+
         /// Twenty requests at once while a build is due: one build serves them all.
         @Test func concurrentPollsCostOneBuild() throws {
             let port = FreePort.next()
