@@ -88,13 +88,13 @@ struct PageAuthTests {
         for wrong in ["Bearer s3cret-toke", "Bearer s3cret-token2", "Bearer ", "Basic s3cret-token"] {
             #expect(auth.check(request(headers: ["authorization": wrong])) != .allowed, "\(wrong)")
         }
-        #expect(auth.check(request(headers: ["cookie": "vigil_session=abcdeF"])) != .allowed)
-        #expect(auth.check(request(headers: ["cookie": "vigil_session=s3cret-token"])) != .allowed)
+        #expect(auth.check(request(headers: ["cookie": "vigil_session_9464=abcdeF"])) != .allowed)
+        #expect(auth.check(request(headers: ["cookie": "vigil_session_9464=s3cret-token"])) != .allowed)
     }
 
     @Test func bearerAndCookieLetIn() {
         #expect(auth.check(request("/page.json", headers: ["authorization": "Bearer s3cret-token"])) == .allowed)
-        #expect(auth.check(request(headers: ["cookie": "theme=dark; vigil_session=abcdef"])) == .allowed)
+        #expect(auth.check(request(headers: ["cookie": "theme=dark; vigil_session_9464=abcdef"])) == .allowed)
     }
 
     /// `?token=` sets the HttpOnly, SameSite=Strict cookie and sends the browser to the
@@ -103,7 +103,7 @@ struct PageAuthTests {
         guard case .respond(let r) = auth.check(request(query: "token=s3cret%2Dtoken")) else { Issue.record("no redirect"); return }
         #expect(r.status == 303)
         #expect(r.headers.contains { $0 == ("Location", "/") })
-        #expect(r.headers.contains { $0 == ("Set-Cookie", "vigil_session=abcdef; Path=/; HttpOnly; SameSite=Strict") })
+        #expect(r.headers.contains { $0 == ("Set-Cookie", "vigil_session_9464=abcdef; Path=/; HttpOnly; SameSite=Strict") })
         guard case .respond(let bad) = auth.check(request(query: "token=nope")) else { Issue.record("wrong token let in"); return }
         #expect(bad.status == 401 && !bad.headers.contains { $0.0 == "Set-Cookie" })
     }

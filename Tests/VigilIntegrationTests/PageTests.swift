@@ -284,7 +284,7 @@ extension Integration {
             let port = FreePort.next()
             let broker = try Broker()
             let creds = TemporaryDirectory("vigil-creds")
-            try "page-s3cret\n".write(toFile: creds.file("page-token"), atomically: true, encoding: .utf8)
+            try "page-s3cret-0123456\n".write(toFile: creds.file("page-token"), atomically: true, encoding: .utf8)
             let daemon = try DaemonProcess(
                 config: DaemonProcess.config(localPort: broker.port, extra: "http:\n  listen: 0.0.0.0:\(port)\n  token_file: page-token\n"))
             try daemon.start(environment: ["CREDENTIALS_DIRECTORY": creds.path])
@@ -294,12 +294,12 @@ extension Integration {
             #expect(pageGet(port: port, "/page.json")?.status == 401)
             #expect(pageGet(port: port, "/page.json", headers: ["Authorization": "Bearer page-s3cre"])?.status == 401)
             #expect(pageGet(port: port, "/?token=wrong")?.status == 401)
-            let bearer = try #require(pageGet(port: port, "/page.json", headers: ["Authorization": "Bearer page-s3cret"]))
+            let bearer = try #require(pageGet(port: port, "/page.json", headers: ["Authorization": "Bearer page-s3cret-0123456"]))
             #expect(bearer.status == 200 && pageJSON(bearer.body)?["gateway"] as? String == "gw-test")
-            let login = try #require(pageGet(port: port, "/?token=page-s3cret"))
+            let login = try #require(pageGet(port: port, "/?token=page-s3cret-0123456"))
             #expect(login.status == 303 && login.headers["location"] == "/")
             let cookie = try #require(login.headers["set-cookie"])
-            #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains("page-s3cret"))
+            #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains("page-s3cret-0123456"))
             let session = String(cookie.split(separator: ";")[0])
             #expect(pageGet(port: port, "/", headers: ["Cookie": session])?.status == 200)
             #expect(pageGet(port: port, "/page.json", headers: ["Cookie": session])?.status == 200)
@@ -310,6 +310,12 @@ extension Integration {
             env["CREDENTIALS_DIRECTORY"] = creds.path
             let ok = try DaemonProcess.run(DaemonProcess.binary, ["check", "--config", daemon.configPath], environment: env)
             #expect(ok.status == 0 && !ok.stderr.contains("token_file"), "\(ok.stdout) \(ok.stderr)")
+            // A token shorter than 16 bytes is a warning.
+            try "short-token\n".write(toFile: creds.file("page-token"), atomically: true, encoding: .utf8)
+            let short = try DaemonProcess.run(DaemonProcess.binary, ["check", "--config", daemon.configPath], environment: env)
+            #expect(
+                short.status == 0 && short.stderr.contains(":15: warning: http.token_file '") && short.stderr.contains("holds a token of 11 bytes"),
+                "\(short.stderr)")
             env["CREDENTIALS_DIRECTORY"] = nil
             let missing = try DaemonProcess.run(DaemonProcess.binary, ["check", "--config", daemon.configPath], environment: env)
             #expect(missing.status != 0 && missing.stderr.contains(":15: http.token_file '"), "\(missing.stderr)")

@@ -106,12 +106,16 @@ struct PageData: Codable, Sendable, Equatable {
     /// `PageBuilder.readingsPerSecond` a second came in): the latest minute's means are
     /// those of a sample.
     var sparkSampled: Bool
-    /// What could not be read from the buffer this time, if anything.
+    /// What went wrong this time, if anything: the buffer could not be read, or a value
+    /// could not be encoded.
     var error: String?
+    /// The buffer could not be read: alerts, transitions, series and the latest rejects
+    /// are empty for that, not because there are none (the page keeps the last it had).
+    var bufferUnread = false
 
     /// The keys of the JSON's head: the series go out piece by piece (`PageSnapshot`).
     enum CodingKeys: String, CodingKey {
-        case gateway, generatedAt, buildMs, buildCpuMs, builds, health, alerts, transitions, rejects, sparkSampled, error
+        case gateway, generatedAt, buildMs, buildCpuMs, builds, health, alerts, transitions, rejects, sparkSampled, error, bufferUnread
     }
 
     static func encoder(strict: Bool) -> JSONEncoder {
@@ -221,7 +225,7 @@ struct PageSnapshot: Sendable {
 /// never the ingest thread's connection or locks. One build at a time (the single-flight
 /// cache calls it), on a thread of its own.
 final class PageBuilder: @unchecked Sendable {
-    // @unchecked: `reader`, `sparks`, `sampled` and `builds` are used by one build at a time; `SingleFlight`
+    // @unchecked: `reader`, `sparks`, `sampled`, `builds` and `lastError` are used by one build at a time; `SingleFlight`
     // never runs two builds at once, and each build runs on its one thread start to end.
     private var reader: BufferReader?
     private var sparks = Sparklines()
@@ -245,6 +249,7 @@ final class PageBuilder: @unchecked Sendable {
     }
 
     private var builds: UInt64 = 0
+    private var lastError: String?
 
     func build() -> PageData {
         builds += 1
@@ -263,7 +268,11 @@ final class PageBuilder: @unchecked Sendable {
             // Opened again at the next build (the hot tier may have come or gone).
             reader = nil
             data.error = "\(error)"
+            data.bufferUnread = true
+            // Once per error, not once a build.
+            if data.error != lastError { daemon.logger.warning("page: cannot read the buffer: \(error)") }
         }
+        lastError = data.error
         data.buildMs = (Monotonic.seconds() - started) * 1000
         data.buildCpuMs = (Self.threadCPUSeconds() - cpu) * 1000
         return data
@@ -361,7 +370,7 @@ final class PageBuilder: @unchecked Sendable {
         }
 
         data.sparkSampled = sampled
-        data.rejects.latest = try reader.rejects(limit: Self.rejectsShown).map { r in
+        data.rejects.latest = try reader.rejects(limit: Self.rejectsShown, payloads: false).map { r in
             PageData.Reject(at: r.at.rfc3339, topic: r.topic, reason: r.reason.code.rawValue, detail: r.reason.detail)
         }
     }
@@ -386,8 +395,8 @@ final class PageService: Sendable {
     let auth: PageAuth
     let cache: SingleFlight<PageSnapshot>
 
-    init(daemon: Daemon, token: String?) {
-        auth = PageAuth(token: token)
+    init(daemon: Daemon, auth: PageAuth) {
+        self.auth = auth
         let builder = PageBuilder(daemon: daemon)
         cache = SingleFlight(maxAge: 1, now: { Monotonic.seconds() }) {
             await Self.onThread {
