@@ -108,6 +108,43 @@ struct PageAuthTests {
         #expect(bad.status == 401 && !bad.headers.contains { $0.0 == "Set-Cookie" })
     }
 
+    /// The cookie is named by the port: two gateways tunnelled to two ports of one laptop's
+    /// localhost keep two sessions.
+    @Test func cookieNameHasThePort() {
+        let other = PageAuth(token: "s3cret-token", port: 9465, session: "abcdef")
+        #expect(other.check(request(headers: ["cookie": "vigil_session_9464=abcdef"])) != .allowed)
+        #expect(other.check(request(headers: ["cookie": "vigil_session_9465=abcdef"])) == .allowed)
+        guard case .respond(let r) = other.check(request(query: "token=s3cret-token")) else { Issue.record("no redirect"); return }
+        #expect(r.headers.contains { $0 == ("Set-Cookie", "vigil_session_9465=abcdef; Path=/; HttpOnly; SameSite=Strict") })
+    }
+
+    /// DNS rebinding: a page of another site whose name resolves to the gateway sends its
+    /// own name as `Host`: refused (421), token or not. IP literals, localhost and the
+    /// gateway's names pass.
+    @Test func hostMustNameTheGateway() {
+        let open = PageAuth(token: nil, hostNames: ["GW-7.lan"])
+        for host in ["127.0.0.1:9464", "192.168.1.5", "[::1]:9464", "[fe80::1]", "localhost:9464", "LOCALHOST", "app.localhost:1", "gw-7.lan:9464", "gw-7.lan."] {
+            #expect(open.check(request(headers: ["host": host])) == .allowed, "\(host)")
+        }
+        #expect(open.check(request()) == .allowed, "no Host")
+        for host in ["evil.example", "evil.example:9464", "127.0.0.1.evil.example", "[evil]", "gw-7.lan.evil.example", "localhost.evil.example"] {
+            guard case .respond(let r) = open.check(request(headers: ["host": host])) else { Issue.record("\(host) let in"); continue }
+            #expect(r.status == 421, "\(host)")
+        }
+        // Before the token: a right token with a foreign Host is refused too.
+        guard case .respond(let r) = auth.check(request(headers: ["host": "evil.example", "authorization": "Bearer s3cret-token"])) else {
+            Issue.record("foreign host let in"); return
+        }
+        #expect(r.status == 421)
+        #expect(PageAuth.hostNames(listen: ListenAddress(host: "gw.example", port: 1)).contains("gw.example"))
+        #expect(!PageAuth.hostNames(listen: ListenAddress(host: "0.0.0.0", port: 1)).contains("0.0.0.0"))
+    }
+
+    /// A 401 says how to log in again.
+    @Test func deniedSaysHowToLogIn() {
+        #expect(String(decoding: PageAuth.denied(wrong: false).body, as: UTF8.self).contains("log in (again) with /?token="))
+    }
+
     @Test func comparison() {
         #expect(PageAuth.equal(Array("abc".utf8), Array("abc".utf8)))
         #expect(!PageAuth.equal(Array("abd".utf8), Array("abc".utf8)))
