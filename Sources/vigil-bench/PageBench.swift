@@ -12,9 +12,10 @@ import VigilTestSupport
 /// below saturation, and the publish-to-stored p99 polled and not.
 enum PageBench {
     /// The poller fetches `/` and `/page.json` every `pollInterval` seconds. The cache holds
-    /// a build for a second from its end, so at 0.5 s every second poll or so finds it stale
-    /// and the daemon builds about once a second: the most a page can cost it.
-    static let pollInterval = 0.5
+    /// a build for a second from its end, so the daemon builds at most once per (1 s + a
+    /// build); polled every 0.25 s it builds within a quarter of a second of that: the most
+    /// pages can cost it (a poll every 0.5 s gave 14 builds in 20 s, every 1 s 11).
+    static let pollInterval = 0.25
 
     struct Side {
         var polled: Bool

@@ -66,7 +66,7 @@ function render(d){
  document.title="vigil "+d.gateway+(d.alerts.length?" ("+d.alerts.length+" alerts)":"");
  document.getElementById("title").textContent="vigil · "+d.gateway;
  document.getElementById("when").textContent="as of "+d.generated_at+" · refreshes every 5 s";
- document.getElementById("err").textContent=!d.error?"":!d.buffer_unread?"page: "+d.error:"buffer: "+d.error+(d.stale_as_of?" · alerts, series and rejects below are from "+d.stale_as_of+" ("+ago(d.stale_as_of,d.generated_at)+")":" · alerts, series and rejects unknown"):"";
+ document.getElementById("err").textContent=!d.error?"":!d.buffer_unread?"page: "+d.error:"buffer: "+d.error+(d.stale_as_of?" · alerts, series and rejects below are from "+d.stale_as_of+" ("+ago(d.stale_as_of,d.generated_at)+")":" · alerts, series and rejects unknown");
  var h=d.health,g=clear(document.getElementById("health"));
  card(g,"local broker "+h.local_broker,h.local_connected?"connected":"DISCONNECTED",h.local_connected?"good":"bad");
  if(h.upstream){card(g,"upstream "+h.upstream.broker,h.upstream.connected?"connected":"DISCONNECTED",h.upstream.connected?"good":"bad");
