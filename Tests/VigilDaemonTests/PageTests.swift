@@ -240,3 +240,13 @@ struct PageSnapshotTests {
         #expect((head["health"] as? [String: Any])?["clock_offset_seconds"] as? String == "nan")
     }
 }
+
+@Suite("The page's build thread")
+struct PageThreadTests {
+    /// A build runs at nice 10: on busy cores ingest goes first.
+    @Test func buildsRunNiced() async {
+        let nice = await PageService.onThread { getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0) }
+        #expect(nice == PageService.buildNice)
+        #expect(getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0) != PageService.buildNice, "the caller's thread is left alone")
+    }
+}

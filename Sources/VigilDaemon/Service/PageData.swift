@@ -413,10 +413,18 @@ final class PageService: Sendable {
     }
 
     /// Runs `body` on a thread of its own: SQLite reads must not hold a thread of the
-    /// cooperative pool that the HTTP listener (and the rest of the daemon) runs on.
+    /// cooperative pool that the HTTP listener (and the rest of the daemon) runs on. The
+    /// thread runs at nice `buildNice` (Linux keeps a nice value per thread, and `who` 0 is
+    /// the calling thread): when the
+    /// cores are busy, ingest gets them before a page build does.
     static func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         let box = Mutex<T?>(nil)
-        await DedicatedThread.run(name: "vigil-page") { box.withLock { $0 = body() } }
+        await DedicatedThread.run(name: "vigil-page") {
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, buildNice)
+            box.withLock { $0 = body() }
+        }
         return box.withLock { $0! }
     }
+
+    static let buildNice: Int32 = 10
 }
