@@ -220,6 +220,13 @@ extension Integration {
             data = builder.build()
             #expect(data.series.first?.spark.last == 4)
             #expect(data.series.first?.spark.compactMap { $0 } == [4])
+            // 100 s late, in the minute before: within the 2 minutes read again.
+            try buffer.write { tx throws(SQLiteError) in
+                _ = try buffer.readings.insert(Reading(series: key, value: 9, timestamp: t0.subtracting(.seconds(100))), tx)
+            }
+            clock.advance(.seconds(1))
+            data = builder.build()
+            #expect(data.series.first?.spark.suffix(2) == [9, 4], "\(String(describing: data.series.first?.spark.suffix(3)))")
         }
 
         /// Readings of 1e308 in one minute, read over several builds: their sum overflows,
