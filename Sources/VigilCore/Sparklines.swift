@@ -1,21 +1,29 @@
 /// The page's sparklines: per series, the mean of each minute of the last hour and the
 /// latest reading, kept up to date from the readings stored since the last pass.
 ///
-/// Each pass reads only the span it has not read yet (`nextSpan`), so a page polled every
-/// second reads about a second of readings, not an hour. The span ends `lag` before now: a
-/// reading committed later than `lag` after its own timestamp falls behind the span
-/// already read and is not drawn (it is stored and exported all the same).
+/// A pass reads the span from `rewind` before where the last one ended (rounded down to a
+/// whole minute) to `lag` before now, and its minutes replace those held: a reading stored
+/// up to `rewind` after its own timestamp (a lagging clock, interval data, a batch, a
+/// replayed session) is drawn at the next pass, and none is counted twice. A pass bounded
+/// by its reader (it read only the newest readings of the span) replaces only the minutes
+/// it read whole, and of the oldest minute it read keeps whichever holds more readings.
+/// The clock going back (its span ends before the last one did) starts over from the hour.
 public struct Sparklines: Sendable {
     public let bucket: TimeSpan
     public let buckets: Int
     public let lag: TimeSpan
 
+    typealias Sum = (sum: Double, count: Int)
+
     struct Series: Sendable {
-        var sums: [Int64: (sum: Double, count: Int)] = [:]
+        var sums: [Int64: Sum] = [:]
         var latest: (ts: Int64, value: Double)?
     }
 
     private var series: [Int64: Series] = [:]
+    /// The sums of the pass under way, by series and bucket.
+    private var pass: [Int64: [Int64: Sum]] = [:]
+    private var passLatest: [Int64: (ts: Int64, value: Double)] = [:]
     /// Where the next pass starts: everything before it has been read.
     public private(set) var readUntil: Timestamp?
 
@@ -25,36 +33,72 @@ public struct Sparklines: Sendable {
         self.lag = lag
     }
 
-    /// The span the next pass reads, `[from, to)`: from where the last one ended (at most
-    /// the drawn hour back) to `lag` before `now`. Empty (from >= to) when there is nothing new.
-    public func nextSpan(now: Timestamp) -> (from: Timestamp, to: Timestamp) {
+    /// The span the next pass reads, `[from, to)`: from `rewind` before where the last one
+    /// ended, down to a whole bucket (at most the drawn hour back; the hour at the first
+    /// pass and after the clock went back) to `lag` before `now`.
+    public func nextSpan(now: Timestamp, rewind: TimeSpan = .minutes(2)) -> (from: Timestamp, to: Timestamp) {
         let to = now.subtracting(lag)
         let oldest = Timestamp(micros: (to.micros / bucket.micros - Int64(buckets) + 1) * bucket.micros)
-        return (max(readUntil ?? oldest, oldest), to)
+        guard let readUntil, readUntil <= to else { return (oldest, to) }
+        let back = readUntil.micros - Swift.max(0, rewind.micros)
+        let from = Timestamp(micros: Self.floorDiv(back, bucket.micros) * bucket.micros)
+        return (Swift.max(from, oldest), to)
+    }
+
+    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+        a >= 0 ? a / b : -((-a + b - 1) / b)
     }
 
     public mutating func add(series id: Int64, ts: Int64, value: Double) {
-        guard value.isFinite else { return }
-        add(series: id, bucket: ts / bucket.micros, sum: value, count: 1, latestTS: ts, latestValue: value)
+        add(series: id, bucket: Self.floorDiv(ts, bucket.micros), sum: value, count: 1, latestTS: ts, latestValue: value)
     }
 
-    /// Readings of one series and bucket (`ts / bucket`), summed already (by SQLite).
+    /// Readings of one series and bucket (`ts / bucket`) of this pass, summed already (by
+    /// SQLite). A sum that is not finite (readings near ±1.8e308 overflow it) is left
+    /// out; the latest reading still counts when it is finite.
     public mutating func add(series id: Int64, bucket b: Int64, sum: Double, count: Int, latestTS: Int64, latestValue: Double) {
-        var s = series[id] ?? Series()
-        if sum.isFinite {
-            let old = s.sums[b] ?? (0, 0)
-            s.sums[b] = (old.sum + sum, old.count + count)
+        if sum.isFinite, count > 0 {
+            let old = pass[id]?[b] ?? (0, 0)
+            let total = old.sum + sum
+            if total.isFinite { pass[id, default: [:]][b] = (total, old.count + count) }
         }
-        if latestValue.isFinite, s.latest.map({ latestTS >= $0.ts }) ?? true { s.latest = (latestTS, latestValue) }
-        series[id] = s
+        if latestValue.isFinite, passLatest[id].map({ latestTS >= $0.ts }) ?? true { passLatest[id] = (latestTS, latestValue) }
     }
 
-    /// Ends a pass that read up to `to`; minutes older than the drawn hour go.
-    public mutating func read(until to: Timestamp) {
-        readUntil = to
+    /// Ends a pass over `[from, to)` (the span `nextSpan` gave): its minutes replace those
+    /// held from `from` on. `complete` is false when the reader read only the newest
+    /// readings of the span: then only the minutes after the oldest one it saw are
+    /// replaced. Minutes older than the drawn hour go.
+    public mutating func read(from: Timestamp, until to: Timestamp, complete: Bool = true) {
+        if let readUntil, to < readUntil {
+            // The clock went back: what was drawn lies ahead of the new now.
+            series = [:]
+        }
+        defer {
+            pass = [:]
+            passLatest = [:]
+            readUntil = to
+        }
+        let fromBucket = Self.floorDiv(from.micros, bucket.micros)
+        let oldestRead = complete ? nil : pass.values.compactMap { $0.keys.min() }.min()
         let first = to.micros / bucket.micros - Int64(buckets) + 1
-        for (id, s) in series where s.sums.keys.contains(where: { $0 < first }) {
-            series[id]?.sums = s.sums.filter { $0.key >= first }
+        for id in Set(series.keys).union(pass.keys).union(passLatest.keys) {
+            var s = series[id] ?? Series()
+            if let l = passLatest[id], s.latest.map({ l.ts >= $0.ts }) ?? true { s.latest = l }
+            let fresh = pass[id] ?? [:]
+            var sums = s.sums.filter { $0.key >= first }
+            if complete {
+                sums = sums.filter { $0.key < fromBucket }
+                sums.merge(fresh) { $1 }
+            } else if let oldestRead {
+                sums = sums.filter { $0.key <= oldestRead }
+                for (b, v) in fresh {
+                    if b == oldestRead, let held = sums[b], held.count > v.count { continue }
+                    sums[b] = v
+                }
+            }
+            s.sums = sums
+            series[id] = s
         }
     }
 

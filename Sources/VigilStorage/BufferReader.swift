@@ -111,9 +111,12 @@ public final class BufferReader {
     }
 
     /// The latest rejected messages, newest first.
-    public func rejects(limit: Int = 100) throws(SQLiteError) -> [RejectRecord] {
-        // The hot tier's rejects are the newer ones.
-        let columns = "at, topic, reason, detail, payload, payload_size"
+    /// - Parameter payloads: false leaves the payloads (and their size) unread: the record
+    ///   comes with an empty payload and size 0 (the page shows no payload).
+    public func rejects(limit: Int = 100, payloads: Bool = true) throws(SQLiteError) -> [RejectRecord] {
+        // The hot tier's rejects are the newer ones. `payload_size` comes after the BLOB in
+        // the row: reading it could walk the BLOB's overflow pages, so it is left too.
+        let columns = payloads ? "at, topic, reason, detail, payload, payload_size" : "at, topic, reason, detail, X'' AS payload, 0 AS payload_size"
         let sql =
             hasHot
             ? "SELECT \(columns) FROM (SELECT \(columns), 1 AS tier, id FROM hot.rejects UNION ALL SELECT \(columns), 0, id FROM main.rejects) ORDER BY tier DESC, id DESC LIMIT ?"

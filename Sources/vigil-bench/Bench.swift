@@ -68,10 +68,13 @@ struct Bench {
             let topics = (0..<100).map { "energy/site-\($0 % 10)/meter-\($0)/voltage" }
             let seconds = args.contains("--quick") ? 5.0 : 20
             print("vigil-bench --page: \(ProcessInfo.processInfo.activeProcessorCount) cores, load average \(loadAverage()), \(gitDescription())")
-            let sides = try PageBench.run(broker: broker, topics: topics, seconds: seconds, rounds: 2)
-            let row = PageBench.row(sides, seconds: seconds)
-            print("\n| measure | value | target |\n| --- | --- | --- |\n| \(row.measure) | \(row.value) | \(row.target) |\n")
-            print(PageBench.table(sides))
+            let quick = args.contains("--quick")
+            let sides = try PageBench.run(broker: broker, topics: topics, seconds: seconds, rounds: quick ? 1 : 4)
+            let paced = try PageBench.paced(broker: broker, topics: topics, rate: 5000, seconds: quick ? 5 : 15, rounds: quick ? 1 : 2)
+            print("\n| measure | value | target |\n| --- | --- | --- |")
+            for row in PageBench.rows(sides, paced: paced, seconds: seconds) { print("| \(row.measure) | \(row.value) | \(row.target) |") }
+            print("")
+            print(PageBench.table(sides, paced: paced))
             print("load average after: \(loadAverage())")
             exit(0)
         }
@@ -152,7 +155,8 @@ struct Bench {
         // 7. Ingest at saturation with the technician's page polled every second, and without.
         print("page: [\(Int(Date().timeIntervalSince(began))) s]")
         let pageSeconds = quick ? 5.0 : 20
-        let page = try PageBench.run(broker: broker, topics: topics, seconds: pageSeconds, rounds: quick ? 1 : 2)
+        let page = try PageBench.run(broker: broker, topics: topics, seconds: pageSeconds, rounds: quick ? 1 : 4)
+        let pagePaced = try PageBench.paced(broker: broker, topics: topics, rate: 5000, seconds: quick ? 5 : 15, rounds: quick ? 1 : 2)
         // 8. HJ 212 frames through the TCP listener from 10 data loggers.
         print("hj212: [\(Int(Date().timeIntervalSince(began))) s]")
         let hj212 = try HJ212Bench.run(loggers: 10, framesPerLogger: quick ? 1000 : 5000)
@@ -226,7 +230,7 @@ struct Bench {
                     "deflated <= 80"))
         }
 
-        summary.append(PageBench.row(page, seconds: pageSeconds))
+        summary += PageBench.rows(page, paced: pagePaced, seconds: pageSeconds)
 
         let stamp = timestamp(began)
         let elapsed = Date().timeIntervalSince(began)
@@ -244,7 +248,7 @@ struct Bench {
             sections: [
                 .init(title: "Writes to flash", markdown: WritesBench.table(writes, saturation: sat)),
                 .init(title: "Uplink bytes", markdown: UplinkBench.table(uplink)),
-                .init(title: "The page polled", markdown: PageBench.table(page)),
+                .init(title: "The page polled", markdown: PageBench.table(page, paced: pagePaced)),
             ])
 
         print("")

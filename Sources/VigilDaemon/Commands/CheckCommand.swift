@@ -57,6 +57,12 @@ extension VigilCommand {
                     )
                 }
             }
+            // A short token is guessed: at 16 bytes and more, not by trying.
+            if let file = config.httpTokenFile, let token = try? Secrets.read(file), !token.isEmpty, token.utf8.count < 16 {
+                let place = YAMLLocation.of(["http", "token_file"], in: options.path)
+                printWarning(
+                    "\(place): warning: http.token_file '\(file)' holds a token of \(token.utf8.count) bytes: use at least 16 (e.g. openssl rand -hex 16)")
+            }
         }
     }
 }

@@ -197,7 +197,11 @@ extension HTTPRouter {
     /// vigil's endpoints.
     static func daemon(_ daemon: Daemon) -> HTTPRouter {
         var r = HTTPRouter()
-        r.page(PageService(daemon: daemon, token: daemon.httpToken))
+        let listen = daemon.config.httpListen.flatMap { try? ListenAddress.parse($0).get() }
+        r.page(
+            PageService(
+                daemon: daemon,
+                auth: PageAuth(token: daemon.httpToken, port: listen?.port ?? 9464, hostNames: PageAuth.hostNames(listen: listen))))
         r.get("/metrics") { _ in
             HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: Array(MetricsText.render(daemon).utf8))
         }

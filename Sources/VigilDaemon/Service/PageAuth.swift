@@ -3,7 +3,7 @@ import Foundation
 /// Who may see the page (`/` and `/page.json`) when `http.token_file` is set: a request
 /// with `Authorization: Bearer TOKEN`, or with the session cookie a `?token=TOKEN` login
 /// set. The login answers 303 to the same path without the query, so the token leaves the
-/// address bar and the history; the cookie is HttpOnly (no script reads it) and
+/// address bar (the typed address stays in the browser's history); the cookie is HttpOnly (no script reads it) and
 /// SameSite=Strict (no other site's page sends it). The cookie holds a random session key
 /// made at start, not the token: a restart of vigil asks for the token again.
 ///
@@ -14,12 +14,57 @@ struct PageAuth: Sendable {
     let token: [UInt8]?
     /// The session key the login cookie carries.
     let session: String
+    /// `vigil_session_PORT`: a browser keeps cookies by host, not port, so two gateways
+    /// tunnelled to two ports of localhost each keep their own.
+    let cookieName: String
+    /// Host names (lower case) a request's `Host` may carry besides IP literals and
+    /// `localhost`: the listen address's name and this machine's.
+    let hostNames: Set<String>
 
-    static let cookieName = "vigil_session"
-
-    init(token: String?, session: String = PageAuth.randomKey()) {
+    init(token: String?, port: UInt16 = 9464, hostNames: Set<String> = [], session: String = PageAuth.randomKey()) {
         self.token = token.map { Array($0.utf8) }
         self.session = session
+        self.cookieName = "vigil_session_\(port)"
+        self.hostNames = Set(hostNames.map { $0.lowercased() })
+    }
+
+    /// The names the page answers to for a daemon listening on `listen`.
+    static func hostNames(listen: ListenAddress?) -> Set<String> {
+        var names: Set<String> = []
+        if let host = listen?.host, !isIPLiteral(host) { names.insert(host) }
+        var buf = [UInt8](repeating: 0, count: 256)
+        if gethostname(&buf, buf.count - 1) == 0 {
+            let name = String(decoding: buf.prefix { $0 != 0 }, as: UTF8.self).lowercased()
+            if !name.isEmpty {
+                names.insert(name)
+                names.insert(name + ".local")
+                if let first = name.split(separator: ".").first { names.insert(String(first)) }
+            }
+        }
+        return names
+    }
+
+    static func isIPLiteral(_ host: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    }
+
+    /// Whether `Host` names this gateway: an IP literal (`[v6]` in brackets), `localhost`
+    /// (or a name under it), or one of `hostNames`; any port. Anything else is a page of
+    /// another site whose name was made to resolve here (DNS rebinding): refused. No
+    /// `Host` at all (HTTP/1.0, a script) is let through: browsers always send one.
+    func hostAllowed(_ request: HTTPRequest) -> Bool {
+        guard let value = request.headers["host"]?.lowercased() else { return true }
+        var host = Substring(value)
+        if host.hasPrefix("[") {
+            guard let end = host.firstIndex(of: "]") else { return false }
+            return Self.isIPLiteral(String(host[host.index(after: host.startIndex)..<end]))
+        }
+        if let colon = host.lastIndex(of: ":") { host = host[..<colon] }
+        if host.hasSuffix(".") { host = host.dropLast() }
+        let name = String(host)
+        return Self.isIPLiteral(name) || name == "localhost" || name.hasSuffix(".localhost") || hostNames.contains(name)
     }
 
     enum Outcome: Equatable {
@@ -29,6 +74,12 @@ struct PageAuth: Sendable {
     }
 
     func check(_ request: HTTPRequest) -> Outcome {
+        guard hostAllowed(request) else {
+            return .respond(
+                .text(
+                    421, "Host \(request.headers["host"] ?? "") is not a name of this gateway: open the page by its IP address, localhost or its host name\n",
+                    headers: [("Cache-Control", "no-store")]))
+        }
         guard let token else { return .allowed }
         if let given = Self.queryValue("token", in: request.query) {
             guard Self.equal(Array(given.utf8), token) else { return .respond(Self.denied(wrong: true)) }
@@ -36,7 +87,7 @@ struct PageAuth: Sendable {
                 HTTPResponse(
                     status: 303, headers: [
                         ("Location", request.path),
-                        ("Set-Cookie", "\(Self.cookieName)=\(session); Path=/; HttpOnly; SameSite=Strict"),
+                        ("Set-Cookie", "\(cookieName)=\(session); Path=/; HttpOnly; SameSite=Strict"),
                         ("Cache-Control", "no-store"),
                     ], body: Array("logged in; go to \(request.path)\n".utf8)))
         }
@@ -44,7 +95,7 @@ struct PageAuth: Sendable {
             let given = Array(auth.dropFirst("Bearer ".count).utf8)
             return Self.equal(given, token) ? .allowed : .respond(Self.denied(wrong: true))
         }
-        if let cookie = request.headers["cookie"], let value = Self.cookieValue(Self.cookieName, in: cookie),
+        if let cookie = request.headers["cookie"], let value = Self.cookieValue(cookieName, in: cookie),
             Self.equal(Array(value.utf8), Array(session.utf8))
         {
             return .allowed
@@ -56,7 +107,7 @@ struct PageAuth: Sendable {
         .text(
             401,
             (wrong ? "wrong token\n" : "")
-                + "this page needs the token of http.token_file: open /?token=TOKEN once (it sets a cookie), or send Authorization: Bearer TOKEN\n",
+                + "this page needs the token of http.token_file: log in (again) with /?token=TOKEN (it sets a cookie), or send Authorization: Bearer TOKEN\n",
             headers: [("WWW-Authenticate", "Bearer realm=\"vigil\""), ("Cache-Control", "no-store")])
     }
 

@@ -100,28 +100,123 @@ struct PageData: Codable, Sendable, Equatable {
     var alerts: [ActiveAlert]
     /// The last transitions, newest first.
     var transitions: [Transition]
-    var series: [Series]
+    var series: [Series] = []
     var rejects: Rejects
     /// The last pass over new readings read only the newest of them (more than
     /// `PageBuilder.readingsPerSecond` a second came in): the latest minute's means are
     /// those of a sample.
     var sparkSampled: Bool
-    /// What could not be read from the buffer this time, if anything.
+    /// What went wrong this time, if anything: the buffer could not be read, or a value
+    /// could not be encoded.
     var error: String?
+    /// The buffer could not be read: alerts, transitions, series and the latest rejects
+    /// are empty for that, not because there are none (the page keeps the last it had).
+    var bufferUnread = false
 
-    static func encode(_ d: PageData) -> [UInt8] {
+    /// The keys of the JSON's head: the series go out piece by piece (`PageSnapshot`).
+    enum CodingKeys: String, CodingKey {
+        case gateway, generatedAt, buildMs, buildCpuMs, builds, health, alerts, transitions, rejects, sparkSampled, error, bufferUnread
+    }
+
+    static func encoder(strict: Bool) -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys]
-        return Array((try? encoder.encode(d)) ?? Data("{}".utf8))
+        if !strict { encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan") }
+        return encoder
+    }
+}
+
+/// One build: its data, and its JSON in pieces encoded once for every request it serves:
+/// everything but the series, and each series on its own, so that a filtered request only
+/// joins the pieces that match (no encoding per request).
+struct PageSnapshot: Sendable {
+    /// At most this many series go out in one answer: those with an active alert and the
+    /// stale ones first, then the rest in path order; `series_more` counts those left out
+    /// (`?series=TEXT` finds them).
+    static let seriesShown = 500
+
+    struct Piece: Sendable {
+        /// Lower case, for the filter.
+        var path: String
+        /// With an alert active or stale: sent first when the answer is capped.
+        var urgent: Bool
+        var json: [UInt8]
     }
 
-    /// The same data with only the series whose path contains `text` (any case).
-    func filtered(_ text: String) -> PageData {
-        let needle = text.lowercased()
-        var copy = self
-        copy.series = series.filter { $0.path.lowercased().contains(needle) }
-        return copy
+    var data: PageData
+    /// The JSON object of everything but the series, without its closing brace.
+    var head: [UInt8]
+    var pieces: [Piece]
+    /// The answer without a filter, joined once.
+    var json: [UInt8] = []
+
+    /// Encodes `data`. A value JSON cannot hold (a number that is not finite) never makes
+    /// the answer empty: a series that cannot be encoded is left out, the rest is encoded
+    /// with such numbers as strings, and `error` (and the log, through `log`) says so.
+    init(_ data: PageData, log: (String) -> Void = { _ in }) {
+        var data = data
+        let strict = PageData.encoder(strict: true)
+        var problems: [String] = []
+        var pieces: [Piece] = []
+        pieces.reserveCapacity(data.series.count)
+        for s in data.series {
+            do {
+                pieces.append(Piece(path: s.path.lowercased(), urgent: s.alert != nil || s.stale, json: Array(try strict.encode(s))))
+            } catch {
+                problems.append("series \(s.path) left out: \(error)")
+            }
+        }
+        if !problems.isEmpty {
+            let text = problems.prefix(3).joined(separator: "; ") + (problems.count > 3 ? " (and \(problems.count - 3) more)" : "")
+            data.error = [data.error, text].compactMap { $0 }.joined(separator: "; ")
+        }
+        var bytes: [UInt8]
+        do {
+            bytes = Array(try strict.encode(data))
+        } catch {
+            problems.append("\(error)")
+            data.error = [data.error, "a value is not a number: \(error)"].compactMap { $0 }.joined(separator: "; ")
+            bytes = Array((try? PageData.encoder(strict: false).encode(data)) ?? Data(Self.minimal(data).utf8))
+        }
+        if !problems.isEmpty { log("page: \(problems.joined(separator: "; "))") }
+        // The object stays open: the series follow (`answer`).
+        if bytes.last == UInt8(ascii: "}") { bytes.removeLast() }
+        self.data = data
+        self.head = bytes
+        self.pieces = pieces
+        self.json = answer(filter: "")
+    }
+
+    /// The answer when nothing at all could be encoded: who, when and why.
+    static func minimal(_ d: PageData) -> String {
+        "{\"gateway\":\(JSONText.string(d.gateway)),\"generated_at\":\(JSONText.string(d.generatedAt)),\"error\":\(JSONText.string(d.error ?? "cannot encode the page"))}"
+    }
+
+    /// The JSON with the series whose path contains `filter` (any case; all when empty),
+    /// at most `seriesShown` of them (urgent first), in path order; `series_more` counts
+    /// those that matched and were left out, `series_total` all that matched.
+    func answer(filter: String) -> [UInt8] {
+        let needle = filter.lowercased()
+        var urgent: [Int] = []
+        var rest: [Int] = []
+        for (i, p) in pieces.enumerated() where needle.isEmpty || p.path.contains(needle) {
+            if p.urgent { urgent.append(i) } else { rest.append(i) }
+        }
+        let total = urgent.count + rest.count
+        var chosen = Array(urgent.prefix(Self.seriesShown))
+        chosen += rest.prefix(Self.seriesShown - chosen.count)
+        chosen.sort()
+        var out = head
+        out.reserveCapacity(head.count + chosen.reduce(64) { $0 + pieces[$1].json.count + 1 })
+        // The head always has keys (gateway, generated_at...): the series follow a comma.
+        out += Array(",\"series\":[".utf8)
+        for (n, i) in chosen.enumerated() {
+            if n > 0 { out.append(UInt8(ascii: ",")) }
+            out += pieces[i].json
+        }
+        out += Array("],\"series_more\":\(total - chosen.count),\"series_total\":\(total)}".utf8)
+        return out
     }
 }
 
@@ -130,7 +225,7 @@ struct PageData: Codable, Sendable, Equatable {
 /// never the ingest thread's connection or locks. One build at a time (the single-flight
 /// cache calls it), on a thread of its own.
 final class PageBuilder: @unchecked Sendable {
-    // @unchecked: `reader`, `sparks`, `sampled` and `builds` are used by one build at a time; `SingleFlight`
+    // @unchecked: `reader`, `sparks`, `sampled`, `builds` and `lastError` are used by one build at a time; `SingleFlight`
     // never runs two builds at once, and each build runs on its one thread start to end.
     private var reader: BufferReader?
     private var sparks = Sparklines()
@@ -154,6 +249,7 @@ final class PageBuilder: @unchecked Sendable {
     }
 
     private var builds: UInt64 = 0
+    private var lastError: String?
 
     func build() -> PageData {
         builds += 1
@@ -172,7 +268,11 @@ final class PageBuilder: @unchecked Sendable {
             // Opened again at the next build (the hot tier may have come or gone).
             reader = nil
             data.error = "\(error)"
+            data.bufferUnread = true
+            // Once per error, not once a build.
+            if data.error != lastError { daemon.logger.warning("page: cannot read the buffer: \(error)") }
         }
+        lastError = data.error
         data.buildMs = (Monotonic.seconds() - started) * 1000
         data.buildCpuMs = (Self.threadCPUSeconds() - cpu) * 1000
         return data
@@ -234,18 +334,22 @@ final class PageBuilder: @unchecked Sendable {
                 value: t.value, message: t.message)
         }
 
-        // Series: the latest value and the last hour, from the span not read yet.
-        let span = sparks.nextSpan(now: now)
+        // Series: the latest value and the last hour, from the span not read yet and a
+        // trailing window before it (readings stored late), whose minutes are read again.
+        let rewind = Self.rewind(
+            allowedLateness: daemon.current.withLock { $0.config.aggregate.allowedLateness },
+            observedLagMicros: daemon.pipeline.snapshot.publishToStored.maxMicros)
+        let span = sparks.nextSpan(now: now, rewind: rewind)
         if span.from < span.to {
-            // Bounded work: at most `readingsPerSecond` for each second of the span (the
-            // first pass, over the hour, at most `readingsPerPass`).
-            let seconds = Double(span.to.micros - span.from.micros) / 1e6
-            let limit = Int(min(Double(Self.readingsPerPass), max(1, seconds) * Double(Self.readingsPerSecond)))
+            // Bounded work: at most `readingsPerSecond` for each new second (the first
+            // pass, over the hour, at most `readingsPerPass`), the newest of the span.
+            let newSeconds = Double(span.to.micros - (sparks.readUntil ?? span.from).micros) / 1e6
+            let limit = Int(min(Double(Self.readingsPerPass), max(1, newSeconds) * Double(Self.readingsPerSecond)))
             let read = try reader.bucketed(since: span.from, until: span.to, bucket: sparks.bucket.micros, limit: limit) { b in
                 sparks.add(series: b.seriesID, bucket: b.index, sum: b.sum, count: b.count, latestTS: b.latestTS, latestValue: b.latestValue)
             }
             sampled = read >= limit
-            sparks.read(until: span.to)
+            sparks.read(from: span.from, until: span.to, complete: !sampled)
         }
         let known = try reader.series()
         sparks.keep(only: Set(known.map(\.id)))
@@ -266,9 +370,17 @@ final class PageBuilder: @unchecked Sendable {
         }
 
         data.sparkSampled = sampled
-        data.rejects.latest = try reader.rejects(limit: Self.rejectsShown).map { r in
+        data.rejects.latest = try reader.rejects(limit: Self.rejectsShown, payloads: false).map { r in
             PageData.Reject(at: r.at.rfc3339, topic: r.topic, reason: r.reason.code.rawValue, detail: r.reason.detail)
         }
+    }
+
+    /// How far back each pass reads again: the longest a reading has taken from its
+    /// timestamp to the buffer (since start), the aggregates' allowed lateness, and at
+    /// least 2 minutes.
+    static func rewind(allowedLateness: TimeSpan, observedLagMicros: UInt64) -> TimeSpan {
+        let observed = TimeSpan(micros: Int64(min(observedLagMicros, UInt64(Int64.max / 2))))
+        return TimeSpan(micros: max(TimeSpan.minutes(2).micros, allowedLateness.micros, observed.micros))
     }
 
     static func freeBytes(_ path: String) -> Int64? {
@@ -278,40 +390,41 @@ final class PageBuilder: @unchecked Sendable {
     }
 }
 
-/// One build: the data, and its JSON encoded once for every request it serves.
-struct PageSnapshot: Sendable {
-    var data: PageData
-    var json: [UInt8]
-}
-
 /// The page's JSON, built at most once a second on a thread of its own (single flight).
 final class PageService: Sendable {
     let auth: PageAuth
     let cache: SingleFlight<PageSnapshot>
 
-    init(daemon: Daemon, token: String?) {
-        auth = PageAuth(token: token)
+    init(daemon: Daemon, auth: PageAuth) {
+        self.auth = auth
         let builder = PageBuilder(daemon: daemon)
         cache = SingleFlight(maxAge: 1, now: { Monotonic.seconds() }) {
             await Self.onThread {
-                let data = builder.build()
-                return PageSnapshot(data: data, json: PageData.encode(data))
+                PageSnapshot(builder.build()) { daemon.logger.warning("\($0)") }
             }
         }
     }
 
     /// `/page.json`: the cached JSON as it is, or with only the series that match `filter`
-    /// (encoded for this request: the cached data is filtered, nothing is read again).
+    /// (the cached pieces joined for this request: nothing is read or encoded again).
     func json(filter: String) async -> [UInt8] {
         let snapshot = await cache.get()
-        return filter.isEmpty ? snapshot.json : PageData.encode(snapshot.data.filtered(filter))
+        return filter.isEmpty ? snapshot.json : snapshot.answer(filter: filter)
     }
 
     /// Runs `body` on a thread of its own: SQLite reads must not hold a thread of the
-    /// cooperative pool that the HTTP listener (and the rest of the daemon) runs on.
+    /// cooperative pool that the HTTP listener (and the rest of the daemon) runs on. The
+    /// thread runs at nice `buildNice` (Linux keeps a nice value per thread, and `who` 0 is
+    /// the calling thread): when the
+    /// cores are busy, ingest gets them before a page build does.
     static func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         let box = Mutex<T?>(nil)
-        await DedicatedThread.run(name: "vigil-page") { box.withLock { $0 = body() } }
+        await DedicatedThread.run(name: "vigil-page") {
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, buildNice)
+            box.withLock { $0 = body() }
+        }
         return box.withLock { $0! }
     }
+
+    static let buildNice: Int32 = 10
 }
