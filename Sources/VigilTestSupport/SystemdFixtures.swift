@@ -52,6 +52,18 @@ public final class NotifyListener: @unchecked Sendable {
     }
 }
 
+/// Every byte `fd` receives until its peer closes (or its receive timeout passes).
+public func receiveUntilClosed(_ fd: Int32) -> [UInt8] {
+    var data = [UInt8]()
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = recv(fd, &buf, buf.count, 0)
+        if n <= 0 { break }
+        data += buf[0..<n]
+    }
+    return data
+}
+
 /// A plain HTTP/1.1 GET over a socket: status code and body.
 public func httpGet(port: Int, path: String) -> (status: Int, body: String)? {
     guard let fd = FreePort.connectLoopback(port) else { return nil }
@@ -60,13 +72,7 @@ public func httpGet(port: Int, path: String) -> (status: Int, body: String)? {
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     _ = request.withCString { send(fd, $0, strlen($0), 0) }
-    var data = [UInt8]()
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = recv(fd, &buf, buf.count, 0)
-        if n <= 0 { break }
-        data += buf[0..<n]
-    }
+    let data = receiveUntilClosed(fd)
     let text = String(decoding: data, as: UTF8.self)
     guard let headEnd = text.range(of: "\r\n\r\n") else { return nil }
     let statusLine = text[..<headEnd.lowerBound].split(separator: "\r\n").first ?? ""

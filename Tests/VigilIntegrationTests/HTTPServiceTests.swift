@@ -37,13 +37,7 @@ func rawRequest(port: Int, _ request: String) -> String? {
     var timeout = timeval(tv_sec: 5, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     _ = request.withCString { send(fd, $0, strlen($0), 0) }
-    var data = [UInt8]()
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = recv(fd, &buf, buf.count, 0)
-        if n <= 0 { break }
-        data += buf[0..<n]
-    }
+    let data = receiveUntilClosed(fd)
     return String(decoding: data, as: UTF8.self)
 }
 

@@ -296,13 +296,7 @@ extension Integration {
             for fd in fds {
                 var timeout = timeval(tv_sec: 20, tv_usec: 0)
                 setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-                var data = [UInt8]()
-                var buf = [UInt8](repeating: 0, count: 65536)
-                while true {
-                    let n = recv(fd, &buf, buf.count, 0)
-                    if n <= 0 { break }
-                    data += buf[0..<n]
-                }
+                let data = receiveUntilClosed(fd)
                 let text = String(decoding: data, as: UTF8.self)
                 if let end = text.range(of: "\r\n\r\n"), let d = pageJSON(String(text[end.upperBound...])) { answers.append(d) }
             }
