@@ -13,6 +13,7 @@ import VigilTestSupport
 final class RecordedAnswers: HJ212AnswerSink {
     let answers = Mutex<[(connection: Int, bytes: [UInt8])]>([])
     func deliver(_ a: [(connection: Int, bytes: [UInt8])]) { answers.withLock { $0 += a } }
+    func use(_ decoder: HJ212Decoder?) {}
     var all: [(connection: Int, bytes: [UInt8])] { answers.withLock { $0 } }
 }
 

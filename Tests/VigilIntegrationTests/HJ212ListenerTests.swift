@@ -18,7 +18,12 @@ extension Integration {
             """
 
         /// A daemon with the listener on a free port and two stations.
-        static func rig(maxConnections: Int = 8, idle: String = "2s", extraStation: String = "", httpPort: Int? = nil) throws -> (
+        /// Loopback is one address: the tests that open many connections, or flood on purpose
+        /// to see every frame stored, raise the per-address and per-second bounds.
+        static func rig(
+            maxConnections: Int = 8, idle: String = "2s", extraStation: String = "", httpPort: Int? = nil, perPeer: Int = 8,
+            framesPerSecond: Int = 100_000
+        ) throws -> (
             Broker, DaemonProcess, Int
         ) {
             let broker = try Broker()
@@ -31,6 +36,8 @@ extension Integration {
                         hj212:
                           listen: 127.0.0.1:\(port)
                           max_connections: \(maxConnections)
+                          max_connections_per_peer: \(perPeer)
+                          max_frames_per_second: \(framesPerSecond)
                           idle_timeout: \(idle)
                           stations:
                             "AQ001": { network: urban, site: district-1, device: aqms-1 }

@@ -129,7 +129,7 @@ public enum HJ212 {
     }
 
     /// Where the next `##` starts, from `from` (the end when there is none).
-    static func nextStart(_ b: UnsafeRawBufferPointer, from: Int) -> Int {
+    public static func nextStart(_ b: UnsafeRawBufferPointer, from: Int) -> Int {
         var i = from
         while i + 1 < b.count {
             if b[i] == 35 && b[i + 1] == 35 { return i }
@@ -487,7 +487,15 @@ public struct HJ212Decoder: Sendable {
         return try decode(frame, into: &out)
     }
 
-    public func decode(_ frame: HJ212Frame, into out: inout [Reading]) throws(RejectReason) -> HJ212Outcome {
+    /// What the TCP listener checks before a frame takes room in the inbox: framing, CRC,
+    /// fields, station (MN) and password (PW). A frame that passes may still be rejected by
+    /// `decode` (a bad value, an unsupported command), never for these.
+    public func screen(_ payload: UnsafeRawBufferPointer) throws(RejectReason) {
+        let frame = try HJ212Frame.parse(payload, zone: zone)
+        _ = try station(of: frame)
+    }
+
+    func station(of frame: HJ212Frame) throws(RejectReason) -> HJ212Station {
         guard let station = stations[frame.mn] else {
             throw RejectReason(
                 .hj212UnknownStation, "MN=\(PayloadDecoder.quoted(frame.mn)) is not in hj212.stations")
@@ -495,6 +503,11 @@ public struct HJ212Decoder: Sendable {
         if let pw = station.password, pw != frame.pw {
             throw RejectReason(.hj212BadPassword, "PW of MN=\(frame.mn) does not match its password_file")
         }
+        return station
+    }
+
+    public func decode(_ frame: HJ212Frame, into out: inout [Reading]) throws(RejectReason) -> HJ212Outcome {
+        let station = try station(of: frame)
         guard let command = HJ212Command(rawValue: frame.cn) else {
             throw RejectReason(
                 .hj212UnsupportedCommand, "CN=\(frame.cn) is not a data command vigil reads (2011, 2051, 2061, 2031)")

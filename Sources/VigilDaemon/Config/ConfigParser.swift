@@ -361,7 +361,10 @@ struct ConfigParser {
 
     mutating func hj212(_ node: Node) {
         guard let hm = r.mapping(
-            node, "hj212", allowed: ["listen", "stations", "codes", "max_connections", "idle_timeout", "minute_interval"])
+            node, "hj212", allowed: [
+                "listen", "stations", "codes", "max_connections", "max_connections_per_peer", "max_frames_per_second",
+                "idle_timeout", "minute_interval",
+            ])
         else { return }
         var h = HJ212Config()
         if let x = hm["listen"], let s = r.string(x.value, "hj212.listen") {
@@ -371,6 +374,12 @@ struct ConfigParser {
             }
         }
         if let x = hm["max_connections"], let n = r.int(x.value, "hj212.max_connections", 1...10_000) { h.maxConnections = n }
+        if let x = hm["max_connections_per_peer"], let n = r.int(x.value, "hj212.max_connections_per_peer", 1...10_000) {
+            h.maxConnectionsPerPeer = n
+        }
+        if let x = hm["max_frames_per_second"], let n = r.int(x.value, "hj212.max_frames_per_second", 1...1_000_000) {
+            h.maxFramesPerSecond = n
+        }
         if let x = hm["idle_timeout"], let d = r.duration(x.value, "hj212.idle_timeout") {
             if d < .seconds(1) || d > .hours(24) {
                 r.error(x.value, "hj212.idle_timeout must be between 1s and 24h")

@@ -6,6 +6,9 @@ import VigilCore
 /// - Important: called on the ingest thread; it must not block.
 protocol HJ212AnswerSink: Sendable {
     func deliver(_ answers: [(connection: Int, bytes: [UInt8])])
+    /// The decoder ingest runs (at start and after each reload): the listener screens frames
+    /// with it (CRC, fields, station, PW) before they take room in the inbox.
+    func use(_ decoder: HJ212Decoder?)
 }
 
 /// The inbox topic of a frame from the TCP listener: a NUL byte (no MQTT topic holds one),

@@ -73,6 +73,8 @@ public final class Daemon: Sendable {
             var limits = HJ212Limits()
             limits.maxConnections = h.maxConnections
             limits.idleTimeout = h.idleTimeout.seconds
+            limits.maxConnectionsPerPeer = h.maxConnectionsPerPeer
+            limits.framesPerSecond = Double(h.maxFramesPerSecond)
             let listener = try HJ212Listener(address: address, limits: limits, inbox: inbox, clock: clock, logger: logger)
             hj212 = listener
             status.hj212.withLock { $0 = { listener.current } }
@@ -201,6 +203,8 @@ extension Daemon {
         let now = Monotonic.seconds()
         let ingest = pipeline.snapshot.lastProgress
         let mqtt = client.lastLoop
+        // Only the MQTT thread waits in the inbox (the HJ 212 listener never does), so a
+        // waiting producer here is the MQTT loop held by back-pressure, not dead.
         let mqttAlive = now - mqtt <= seconds || pipeline.inbox.producerIsWaiting
         return now - ingest <= seconds && mqttAlive
     }

@@ -1,0 +1,144 @@
+import VigilCore
+
+/// One logger's connection, owned by the listener's poll thread.
+struct HJ212Connection {
+    let fd: Int32
+    /// `host:port`, and the host alone (the per-address bound counts it).
+    let peer: String
+    let host: String
+    let openedAt: Double
+    var input: [UInt8] = []
+    var output: [UInt8] = []
+    var lastActive: Double
+    /// Bytes in a row that were no frame, and whether that run was handed on (once).
+    var garbage = 0
+    var garbageReported = false
+    /// Frames in a row that failed the screen (CRC, fields, station, PW); the first of a run
+    /// is handed on as a reject, the others are counted.
+    var badFrames = 0
+    /// Frames that passed the screen since the connection opened.
+    var goodFrames = 0
+    /// The frames-per-second bucket: frames this connection may send now.
+    var tokens: Double
+    var refilledAt: Double
+    /// Since when `input` holds the start of a frame whose rest has not come (nil: none).
+    var partialSince: Double?
+
+    init(fd: Int32, peer: String, host: String, now: Double, burst: Double) {
+        self.fd = fd
+        self.peer = peer
+        self.host = host
+        openedAt = now
+        lastActive = now
+        tokens = burst
+        refilledAt = now
+    }
+
+    mutating func refill(now: Double, rate: Double, burst: Double) {
+        tokens = min(burst, tokens + (now - refilledAt) * rate)
+        refilledAt = now
+    }
+}
+
+/// What cutting a connection's bytes came to.
+enum HJ212Cut {
+    case ok
+    /// The inbox refused a frame (the listener's share is full): the rest stays in `input`.
+    case inboxFull
+    /// Close the connection: why.
+    case hostile(String)
+}
+
+/// Cutting bytes into frames: pure apart from `offer`, which hands a message to the inbox
+/// and says whether it took it.
+struct HJ212Cutter {
+    var limits: HJ212Limits
+    var decoder: HJ212Decoder?
+
+    /// Cuts what a connection sent into frames. Each frame is screened (CRC, fields, station,
+    /// PW) first: one that passes goes to the inbox and costs a token; one that fails is
+    /// counted, the first of a run is handed on (the decoder rejects it, visibly), and
+    /// `maxBadFrames` in a row close the connection. Bytes that are no frame are handed on
+    /// once per run and count toward `maxGarbage`. Stops when the bucket is empty or the
+    /// inbox refuses; what is left stays in `input` for a later turn.
+    func cut(
+        _ c: inout HJ212Connection, now: Double, counts: inout (handed: UInt64, bad: UInt64),
+        offer: (UnsafeRawBufferPointer) -> Bool
+    ) -> HJ212Cut {
+        var consumed = 0
+        var result = HJ212Cut.ok
+        var waiting = false
+        c.input.withUnsafeBytes { all in
+            scanning: while consumed < all.count {
+                let rest = UnsafeRawBufferPointer(rebasing: all[consumed...])
+                switch HJ212.scan(rest) {
+                case .needMore:
+                    waiting = true
+                    break scanning
+                case .lineBreaks(let n):
+                    consumed += n
+                case .frame(let n):
+                    guard c.tokens >= 1 else { break scanning }
+                    let frame = UnsafeRawBufferPointer(rebasing: rest[0..<n])
+                    var reason: RejectReason?
+                    if let decoder {
+                        do throws(RejectReason) { try decoder.screen(frame) } catch { reason = error }
+                    }
+                    if let reason {
+                        if c.badFrames == 0 {
+                            guard offer(frame) else {
+                                result = .inboxFull
+                                break scanning
+                            }
+                            counts.handed += 1
+                        }
+                        c.badFrames += 1
+                        counts.bad += 1
+                        c.tokens -= 1
+                        // After a bad CRC the length may be what is wrong: look for the next
+                        // frame right after this one's `##`, not past what it announced.
+                        consumed += reason.code == .hj212BadCRC ? min(n, HJ212.nextStart(rest, from: 2)) : n
+                        if c.badFrames >= limits.maxBadFrames {
+                            result = .hostile("\(c.badFrames) bad frames in a row")
+                            break scanning
+                        }
+                    } else {
+                        guard offer(frame) else {
+                            result = .inboxFull
+                            break scanning
+                        }
+                        counts.handed += 1
+                        c.tokens -= 1
+                        c.badFrames = 0
+                        c.goodFrames += 1
+                        c.garbage = 0
+                        c.garbageReported = false
+                        consumed += n
+                    }
+                case .garbage(let n), .badLength(let n):
+                    if !c.garbageReported {
+                        guard offer(UnsafeRawBufferPointer(rebasing: rest[0..<min(n, 256)])) else {
+                            result = .inboxFull
+                            break scanning
+                        }
+                        counts.handed += 1
+                        c.garbageReported = true
+                    }
+                    c.garbage += n
+                    consumed += n
+                    if c.garbage > limits.maxGarbage {
+                        result = .hostile("sends no frames")
+                        break scanning
+                    }
+                }
+            }
+        }
+        if consumed > 0 { c.input.removeFirst(consumed) }
+        if !waiting || c.input.isEmpty {
+            c.partialSince = nil
+        } else if consumed > 0 || c.partialSince == nil {
+            c.partialSince = now
+        }
+        return result
+    }
+}
