@@ -85,6 +85,30 @@ struct HJ212PipelineTests {
         HJ212.frame(segment: "QN=\(qn);ST=22;CN=\(cn);PW=123456;MN=ST001;Flag=\(flag);CP=&&\(cp)&&")
     }
 
+    /// A status code the table does not know (R01, every cycle): stored under its own name and
+    /// answered, so the logger deleting it loses nothing; counted by code; one reject per
+    /// station and code an hour, not one per frame.
+    @Test func unknownCodesStoredAnsweredRejectedOnceAnHour() throws {
+        let rig = try Rig()
+        for minute in 0..<61 {
+            let qn = "202603010800" + HJ212.pad(minute, 2) + "001"
+            let local = "2026030108" + HJ212.pad(minute % 60, 2) + "00"
+            let hour = minute == 60 ? "2026030109" + "0000" : local
+            rig.handle([Self.frame(qn: qn, cp: "DataTime=\(hour);R01-Rtd=\(minute),R01-Flag=N;a34004-Rtd=30")])
+            rig.pipeline.commit()
+            if minute < 60 { rig.clock.advance(.minutes(1)) }
+        }
+        #expect(rig.answers.all.count == 61, "every frame answered")
+        let stored = try rig.readings()
+        #expect(stored.filter { $0.hasPrefix("urban/district-1/aqms-1/R01=") }.count == 61)
+        #expect(stored.filter { $0.hasPrefix("urban/district-1/aqms-1/pm25=") }.count == 61)
+        #expect(rig.pipeline.snapshot.hj212UnknownCodes == ["R01": 61])
+        let rejects = try BufferReader(options: rig.buffer.options).rejects(limit: 100)
+        let unknown = rejects.filter { $0.reason.code == .hj212UnknownCode }
+        #expect(unknown.count == 2, "minute 0 and, an hour later, minute 60: \(unknown.map(\.at))")
+        #expect(unknown.first?.reason.detail.contains("R01") == true)
+    }
+
     /// The answer comes after the commit, byte for byte; a frame that does not ask gets none.
     @Test func answerAfterCommit() throws {
         let rig = try Rig()

@@ -446,8 +446,9 @@ public struct HJ212Outcome: Sendable, Equatable {
     public var station: HJ212Station
     /// Values whose flag is not N, by flag: not readings (never judged, never aggregated).
     public var flagged: [HJ212Flag: Int] = [:]
-    /// Codes with valid values that the code table does not know: those values were not
-    /// taken (the frame's other values were).
+    /// Codes with valid values that the code table does not know: their values are readings
+    /// whose metric is the code itself, without a unit (a code that is no valid name is
+    /// named here and not stored).
     public var unknownCodes: [String] = []
     /// Readings that are interval values (2051, 2061, 2031), the last `intervalReadings`
     /// of those appended.
@@ -463,6 +464,7 @@ public struct HJ212Outcome: Sendable, Equatable {
 ///   start; each `-Avg/-Min/-Max/-Cou` a reading of `<metric>_<avg|min|max|cou>_<interval>`
 ///   stamped at the interval's END, when the value became known.
 /// - A value whose `-Flag` is not N is no reading; it is counted by flag.
+/// - A code the table does not know is a reading of a metric named by the code, no unit.
 public struct HJ212Decoder: Sendable {
     public var codes: [String: HJ212Code]
     public var stations: [String: HJ212Station]
@@ -529,10 +531,14 @@ public struct HJ212Decoder: Sendable {
                     continue
                 }
             }
-            guard let code = codes[v.code] else {
+            // A code the table does not know (a status code such as R01 every cycle, a
+            // pollutant not built in): stored under the code itself, without a unit, so the
+            // frame can be answered without losing it; named in the outcome.
+            let known = codes[v.code]
+            if known == nil {
                 if unknown.insert(v.code).inserted { outcome.unknownCodes.append(v.code) }
-                continue
             }
+            let code = known ?? HJ212Code(metric: v.code, unit: nil)
             let value = v.value * code.scale
             guard value.isFinite else {
                 out.removeSubrange(mark...)
@@ -548,15 +554,13 @@ public struct HJ212Decoder: Sendable {
                 metric = code.metric
                 at = frame.sampleTimes[v.code] ?? dataTime
             }
+            // An unknown code that makes no valid name (or one too long with its suffix) is
+            // named in the outcome, not stored.
+            if known == nil && !Names.isValid(metric) { continue }
             out.append(
                 Reading(
                     series: SeriesKey(network: station.network, site: station.site, device: station.device, metric: metric),
                     value: value, timestamp: at, unit: code.unit, timestampFromPayload: true))
-        }
-        if out.count == mark && !outcome.unknownCodes.isEmpty && outcome.flagged.isEmpty {
-            throw RejectReason(
-                .hj212UnknownCode,
-                "code \(outcome.unknownCodes.prefix(5).joined(separator: ", ")) is not in the code table (add it under hj212.codes)")
         }
         return outcome
     }

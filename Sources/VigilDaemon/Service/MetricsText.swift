@@ -42,6 +42,10 @@ enum MetricsText {
                 "vigil_hj212_flagged_values_total", "counter",
                 "HJ 212 values whose data flag is not N, by flag: not readings, never judged or aggregated.",
                 HJ212Flag.allCases.filter { $0 != .n }.map { ("{flag=\"\($0.label)\"}", Double(s.hj212Flagged[$0] ?? 0)) })
+            metric(
+                "vigil_hj212_unknown_codes_total", "counter",
+                "HJ 212 frames with values of a code the table does not know, stored under the code's own name, by code.",
+                s.hj212UnknownCodes.sorted { $0.key < $1.key }.map { ("{code=\"\($0.key)\"}", Double($0.value)) })
         }
         metric("vigil_buffer_rows", "gauge", "Readings in the buffer.", [("", Double(s.bufferRows))])
         metric("vigil_buffer_bytes", "gauge", "Bytes the buffer's pages hold.", [("", Double(s.bufferBytes))])
