@@ -90,3 +90,68 @@ extension Integration.HJ212ListenerSuite {
         #expect(daemon.stop() == 0)
     }
 }
+
+extension Integration.HJ212ListenerSuite {
+    /// One address holds at most `max_connections_per_peer`: the next from it is refused, while
+    /// another address is still served and the connections open stay.
+    @Test func perAddressBound() throws {
+        let (broker, daemon, port) = try Self.rig(maxConnections: 8, idle: "60s", perPeer: 2)
+        defer { withExtendedLifetime(broker) {} }
+        let now = Timestamp.now()
+        let a = try #require(HJ212Client(port: port))
+        let b = try #require(HJ212Client(port: port))
+        let c = try #require(HJ212Client(port: port))
+        #expect(c.closedByPeer(timeout: 5), "a third from 127.0.0.1 is refused")
+        let other = try #require(HJ212Client(port: port, from: "127.0.0.2"))
+        for (k, client) in [a, b, other].enumerated() {
+            let q = Self.qn(600 + k)
+            #expect(client.send(HJ212Client.frame(mn: "AQ001", qn: q, at: now.subtracting(.seconds(Int64(k))), values: [("a34004", 12)])))
+            #expect(client.answer(timeout: 5) == Self.expectedAnswer(qn: q, mn: "AQ001"), "connection \(k) served")
+        }
+        #expect(eventually { Self.listener(daemon)?["refused_per_peer"] as? Int == 1 })
+        #expect(Self.listener(daemon)?["refused"] as? Int == 1)
+        #expect(daemon.stop() == 0)
+    }
+
+    /// Slowloris: bytes that refresh the idle timer do not keep a connection that sends no valid
+    /// frame within frame_timeout, nor one that starts a frame and trickles it; a logger that
+    /// sent a frame and is silent keeps its connection (idle_timeout is far off).
+    @Test func trickledBytesDoNotHoldConnections() throws {
+        let (broker, daemon, port) = try Self.rig(idle: "60s", frameTimeout: "2s")
+        defer { withExtendedLifetime(broker) {} }
+        let now = Timestamp.now()
+        let noFrame = try #require(HJ212Client(port: port))
+        let trickle = try #require(HJ212Client(port: port))
+        let quiet = try #require(HJ212Client(port: port))
+        for (k, client) in [trickle, quiet].enumerated() {
+            let q = Self.qn(700 + k)
+            #expect(client.send(HJ212Client.frame(mn: "AQ001", qn: q, at: now.subtracting(.seconds(Int64(k))), values: [("a34004", 13)])))
+            #expect(client.answer(timeout: 5) == Self.expectedAnswer(qn: q, mn: "AQ001"))
+        }
+        let half = HJ212Client.frame(mn: "AQ001", qn: Self.qn(710), at: now.subtracting(.seconds(10)), values: [("a34004", 14)])
+        let start = Date()
+        var noFrameClosed: Double?
+        var trickleClosed: Double?
+        var sent = 0
+        while Date().timeIntervalSince(start) < 8 && (noFrameClosed == nil || trickleClosed == nil) {
+            if noFrameClosed == nil {
+                if !noFrame.send([13, 10]) || noFrame.closedByPeer(timeout: 0.05) { noFrameClosed = Date().timeIntervalSince(start) }
+            }
+            if trickleClosed == nil {
+                if sent < half.count - 3, trickle.send([half[sent]]) { sent += 1 }
+                if trickle.closedByPeer(timeout: 0.05) { trickleClosed = Date().timeIntervalSince(start) }
+            }
+            usleep(200_000)
+        }
+        let a = try #require(noFrameClosed, "the connection with no valid frame stays open")
+        let b = try #require(trickleClosed, "the trickled frame keeps its connection")
+        #expect(a >= 1.5 && a < 5, "no frame: closed after \(a) s")
+        #expect(b >= 1.5 && b < 5, "trickle: closed after \(b) s")
+        let q = Self.qn(720)
+        #expect(quiet.send(HJ212Client.frame(mn: "AQ001", qn: q, at: now.subtracting(.seconds(20)), values: [("a34004", 15)])))
+        #expect(quiet.answer(timeout: 5) == Self.expectedAnswer(qn: q, mn: "AQ001"), "the quiet logger is still connected")
+        #expect(eventually { Self.listener(daemon)?["closed_slow"] as? Int == 2 })
+        #expect(eventually { ((try? daemon.command(["rejects"]))?.stdout ?? "").contains("hj212_truncated") })
+        #expect(daemon.stop() == 0)
+    }
+}

@@ -22,7 +22,7 @@ extension Integration {
         /// to see every frame stored, raise the per-address and per-second bounds.
         static func rig(
             maxConnections: Int = 8, idle: String = "2s", extraStation: String = "", httpPort: Int? = nil, perPeer: Int = 8,
-            framesPerSecond: Int = 100_000
+            framesPerSecond: Int = 100_000, frameTimeout: String = "30s"
         ) throws -> (
             Broker, DaemonProcess, Int
         ) {
@@ -38,6 +38,7 @@ extension Integration {
                           max_connections: \(maxConnections)
                           max_connections_per_peer: \(perPeer)
                           max_frames_per_second: \(framesPerSecond)
+                          frame_timeout: \(frameTimeout)
                           idle_timeout: \(idle)
                           stations:
                             "AQ001": { network: urban, site: district-1, device: aqms-1 }

@@ -96,6 +96,9 @@ public struct HJ212Config: Sendable, Hashable {
     /// A connection that sends nothing for this long is closed (loggers that send hourly
     /// keep their connection).
     public var idleTimeout: TimeSpan = .minutes(20)
+    /// A new connection must send a valid frame within this, and a frame once started must be
+    /// complete within it (a host that trickles bytes cannot hold connections).
+    public var frameTimeout: TimeSpan = .seconds(30)
     /// The length of minute data's (2051) interval, as the data loggers are set.
     public var minuteInterval: TimeSpan = .minutes(1)
 
@@ -140,6 +143,7 @@ public struct Settings: Sendable {
             || c.hj212?.idleTimeout != running.hj212?.idleTimeout
             || c.hj212?.maxConnectionsPerPeer != running.hj212?.maxConnectionsPerPeer
             || c.hj212?.maxFramesPerSecond != running.hj212?.maxFramesPerSecond
+            || c.hj212?.frameTimeout != running.hj212?.frameTimeout
         {
             keys.append("hj212 (listener)")
         }

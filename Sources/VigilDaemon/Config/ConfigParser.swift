@@ -363,7 +363,7 @@ struct ConfigParser {
         guard let hm = r.mapping(
             node, "hj212", allowed: [
                 "listen", "stations", "codes", "max_connections", "max_connections_per_peer", "max_frames_per_second",
-                "idle_timeout", "minute_interval",
+                "idle_timeout", "frame_timeout", "minute_interval",
             ])
         else { return }
         var h = HJ212Config()
@@ -385,6 +385,13 @@ struct ConfigParser {
                 r.error(x.value, "hj212.idle_timeout must be between 1s and 24h")
             } else {
                 h.idleTimeout = d
+            }
+        }
+        if let x = hm["frame_timeout"], let d = r.duration(x.value, "hj212.frame_timeout") {
+            if d < .seconds(1) || d > .minutes(10) {
+                r.error(x.value, "hj212.frame_timeout must be between 1s and 10m")
+            } else {
+                h.frameTimeout = d
             }
         }
         if let x = hm["minute_interval"], let d = r.duration(x.value, "hj212.minute_interval") {

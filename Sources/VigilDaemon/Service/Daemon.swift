@@ -74,6 +74,8 @@ public final class Daemon: Sendable {
             limits.maxConnections = h.maxConnections
             limits.idleTimeout = h.idleTimeout.seconds
             limits.maxConnectionsPerPeer = h.maxConnectionsPerPeer
+            limits.firstFrameTimeout = h.frameTimeout.seconds
+            limits.frameTimeout = h.frameTimeout.seconds
             limits.framesPerSecond = Double(h.maxFramesPerSecond)
             let listener = try HJ212Listener(address: address, limits: limits, inbox: inbox, clock: clock, logger: logger)
             hj212 = listener
