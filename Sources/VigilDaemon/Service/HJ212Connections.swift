@@ -1,5 +1,61 @@
 import VigilCore
 
+/// The bounds that keep a hostile or careless logger from holding the listener.
+struct HJ212Limits: Sendable {
+    /// Open connections at most; one more is accepted and closed at once (refused): the
+    /// loggers already connected are never closed to make room.
+    var maxConnections = 64
+    /// Open connections from one address at most; one more from it is refused.
+    var maxConnectionsPerPeer = 4
+    /// A connection that sends nothing for this long is closed (a half frame with it).
+    var idleTimeout = 1200.0
+    /// A new connection that sends no valid frame within this is closed, and so is one that
+    /// starts a frame and does not finish it within `frameTimeout`.
+    var firstFrameTimeout = 30.0
+    var frameTimeout = 30.0
+    /// Bytes a connection may send in a row without a frame before it is closed.
+    var maxGarbage = 2 * HJ212.maxFrameBytes
+    /// Frames in a row that fail the screen (CRC, fields, station, PW) before it is closed.
+    var maxBadFrames = 16
+    /// Frames a connection may send per second, and the burst (in seconds of them) it may
+    /// send at once; past it the listener reads nothing from it until tokens come back.
+    var framesPerSecond = 20.0
+    var burstSeconds = 5.0
+    /// Answers a peer that does not read may have waiting before it is closed.
+    var maxPendingOutput = 64 * 1024
+    /// Bytes taken from one connection per turn, so that none starves the others.
+    var readChunk = 16 * 1024
+}
+
+/// The HJ 212 listener's state for `vigil status` and `/metrics`.
+public struct HJ212ListenerStatus: Codable, Sendable, Equatable {
+    public var listen: String
+    public var listening = false
+    public var addresses: [String] = []
+    public var lastError: String?
+    public var lastErrorAt: String?
+    /// Failed attempts to listen, failed accepts.
+    public var errors: UInt64 = 0
+    public var connections = 0
+    public var accepted: UInt64 = 0
+    /// Connections closed at once because `max_connections` were open.
+    public var refused: UInt64 = 0
+    /// Of those, refused because `max_connections_per_peer` were open from its address.
+    public var refusedPerPeer: UInt64 = 0
+    /// Connections closed for no valid frame within 30 s, or a frame not finished in 30 s.
+    public var closedSlow: UInt64 = 0
+    /// Frames that failed the listener's screen (CRC, fields, station, PW).
+    public var badFrames: UInt64 = 0
+    public var timedOut: UInt64 = 0
+    /// Connections closed for sending bytes that are no frames, or not reading their answers.
+    public var closedHostile: UInt64 = 0
+    /// Frames (and runs of bytes that are none) handed to ingest.
+    public var frames: UInt64 = 0
+    /// Data answers (CN=9014) written, and those whose connection had gone.
+    public var answers: UInt64 = 0
+    public var answersDropped: UInt64 = 0
+}
+
 /// One logger's connection, owned by the listener's poll thread.
 struct HJ212Connection {
     let fd: Int32

@@ -5,62 +5,6 @@ import Synchronization
 import VigilCore
 import VigilMQTT
 
-/// The bounds that keep a hostile or careless logger from holding the listener.
-struct HJ212Limits: Sendable {
-    /// Open connections at most; one more is accepted and closed at once (refused): the
-    /// loggers already connected are never closed to make room.
-    var maxConnections = 64
-    /// Open connections from one address at most; one more from it is refused.
-    var maxConnectionsPerPeer = 4
-    /// A connection that sends nothing for this long is closed (a half frame with it).
-    var idleTimeout = 1200.0
-    /// A new connection that sends no valid frame within this is closed, and so is one that
-    /// starts a frame and does not finish it within `frameTimeout`.
-    var firstFrameTimeout = 30.0
-    var frameTimeout = 30.0
-    /// Bytes a connection may send in a row without a frame before it is closed.
-    var maxGarbage = 2 * HJ212.maxFrameBytes
-    /// Frames in a row that fail the screen (CRC, fields, station, PW) before it is closed.
-    var maxBadFrames = 16
-    /// Frames a connection may send per second, and the burst (in seconds of them) it may
-    /// send at once; past it the listener reads nothing from it until tokens come back.
-    var framesPerSecond = 20.0
-    var burstSeconds = 5.0
-    /// Answers a peer that does not read may have waiting before it is closed.
-    var maxPendingOutput = 64 * 1024
-    /// Bytes taken from one connection per turn, so that none starves the others.
-    var readChunk = 16 * 1024
-}
-
-/// The HJ 212 listener's state for `vigil status` and `/metrics`.
-public struct HJ212ListenerStatus: Codable, Sendable, Equatable {
-    public var listen: String
-    public var listening = false
-    public var addresses: [String] = []
-    public var lastError: String?
-    public var lastErrorAt: String?
-    /// Failed attempts to listen, failed accepts.
-    public var errors: UInt64 = 0
-    public var connections = 0
-    public var accepted: UInt64 = 0
-    /// Connections closed at once because `max_connections` were open.
-    public var refused: UInt64 = 0
-    /// Of those, refused because `max_connections_per_peer` were open from its address.
-    public var refusedPerPeer: UInt64 = 0
-    /// Connections closed for no valid frame within 30 s, or a frame not finished in 30 s.
-    public var closedSlow: UInt64 = 0
-    /// Frames that failed the listener's screen (CRC, fields, station, PW).
-    public var badFrames: UInt64 = 0
-    public var timedOut: UInt64 = 0
-    /// Connections closed for sending bytes that are no frames, or not reading their answers.
-    public var closedHostile: UInt64 = 0
-    /// Frames (and runs of bytes that are none) handed to ingest.
-    public var frames: UInt64 = 0
-    /// Data answers (CN=9014) written, and those whose connection had gone.
-    public var answers: UInt64 = 0
-    public var answersDropped: UInt64 = 0
-}
-
 /// `hj212.listen`: makes vigil the platform the data loggers on the gateway's LAN connect
 /// to. One thread polls the listening sockets and every connection (the house pattern of a
 /// dedicated thread for blocking work): frames split across reads or several in one read are
@@ -80,7 +24,7 @@ final class HJ212Listener: HJ212AnswerSink, Sendable {
     let inbox: Inbox
     let clock: any VigilClock
     let logger: Logger
-    private let status: Mutex<HJ212ListenerStatus>
+    let status: Mutex<HJ212ListenerStatus>
     private let outgoing = Mutex<[(connection: Int, bytes: [UInt8])]>([])
     private let stopping = Atomic<Bool>(false)
     /// What ingest decodes with (set at start and on reload): the listener screens frames with it.
@@ -179,59 +123,6 @@ final class HJ212Listener: HJ212AnswerSink, Sendable {
     private func drainWake() {
         var sink = [UInt8](repeating: 0, count: 64)
         while read(wakeRead, &sink, 64) > 0 {}
-    }
-
-    enum ListenerError: Error, CustomStringConvertible {
-        case system(String, Int32)
-        case resolve(String)
-        var description: String {
-            switch self {
-            case .system(let call, let code): return "\(call): \(String(cString: strerror(code))) (errno \(code))"
-            case .resolve(let m): return m
-            }
-        }
-    }
-
-    /// Binds every address the host resolves to.
-    private func listen() throws -> [(Int32, String)] {
-        let resolved: [ListenAddress.Resolved]
-        do {
-            resolved = try address.resolve()
-        } catch {
-            throw ListenerError.resolve("\(error)")
-        }
-        var out: [(Int32, String)] = []
-        var firstError: Error?
-        for a in resolved {
-            let fd = socket(a.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else {
-                firstError = firstError ?? ListenerError.system("socket", errno)
-                continue
-            }
-            var one: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-            if a.family == AF_INET6 {
-                setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
-            }
-            var storage = a.storage
-            let bound = withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, a.length) }
-            }
-            guard bound == 0, Glibc.listen(fd, 128) == 0 else {
-                firstError = firstError ?? ListenerError.system("bind \(a.text):\(address.port)", errno)
-                close(fd)
-                continue
-            }
-            out.append((fd, a.family == AF_INET6 ? "[\(a.text)]:\(address.port)" : "\(a.text):\(address.port)"))
-        }
-        guard !out.isEmpty else { throw firstError ?? ListenerError.resolve("\(address.host) resolves to no address") }
-        let bound = out.map(\.1)
-        status.withLock {
-            $0.listening = true
-            $0.addresses = bound
-        }
-        logger.info("HJ 212 listener listening", metadata: ["hj212.listen": "\(address)", "addresses": "\(bound.joined(separator: ","))"])
-        return out
     }
 
     /// The poll loop, until `stop()`. `nextID` lives as long as the listener, so a connection
@@ -452,31 +343,6 @@ final class HJ212Listener: HJ212AnswerSink, Sendable {
         }
     }
 
-    /// `host:port` of the peer, and the host alone.
-    static func peerName(_ fd: Int32) -> (String, String) {
-        var storage = sockaddr_storage()
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let ok = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) }
-        }
-        guard ok == 0 else { return ("?", "?") }
-        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-        var serv = [CChar](repeating: 0, count: Int(NI_MAXSERV))
-        let r = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                getnameinfo($0, len, &host, socklen_t(host.count), &serv, socklen_t(serv.count), NI_NUMERICHOST | NI_NUMERICSERV)
-            }
-        }
-        guard r == 0 else { return ("?", "?") }
-        func text(_ c: [CChar]) -> String { String(decoding: c.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
-        return (text(host) + ":" + text(serv), text(host))
-    }
-
-    /// Non-blocking and closed on exec.
-    static func nonBlocking(_ fd: Int32) {
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-    }
 }
 
 /// The listener as a service: its thread runs until graceful shutdown. Stopped before
