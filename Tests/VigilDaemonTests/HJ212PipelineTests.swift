@@ -41,7 +41,7 @@ struct HJ212PipelineTests {
         let answers = RecordedAnswers()
         let pipeline: IngestPipeline
 
-        init(rules ruleText: String = HJ212PipelineTests.rules) throws {
+        init(rules ruleText: String = HJ212PipelineTests.rules, hourlyAsMetric: Bool = false) throws {
             try ruleText.write(toFile: dir.file("rules.yaml"), atomically: true, encoding: .utf8)
             let rules = try RuleFiles.load(files: [dir.file("rules.yaml")])
             buffer = try Buffer(options: BufferOptions(directory: dir.path))
@@ -50,7 +50,9 @@ struct HJ212PipelineTests {
             aggregate.window = .minutes(1)
             aggregate.allowedLateness = .seconds(10)
             let decoder = HJ212Decoder(
-                stations: ["ST001": HJ212Station(network: "urban", site: "district-1", device: "aqms-1")], zone: .shanghai)
+                stations: [
+                    "ST001": HJ212Station(network: "urban", site: "district-1", device: "aqms-1", hourlyAverageAsMetric: hourlyAsMetric)
+                ], zone: .shanghai)
             pipeline = IngestPipeline(
                 inbox: Inbox(), buffer: buffer, clock: clock,
                 subscriptions: [
@@ -212,6 +214,34 @@ struct HJ212PipelineTests {
         #expect(aggregates.isEmpty)
         // The real-time pm25 rule does not see them; a rule on pm25_avg_1h would.
         #expect(try BufferReader(options: rig.buffer.options).alertEvents().isEmpty)
+    }
+
+    /// `interval_as: metric`: the hourly average is stored under the plain metric, stamped at
+    /// the hour's end, so the shipped rules on `pm25` judge it; min and max keep their names;
+    /// none of it enters an aggregate.
+    @Test func hourlyAverageAsThePlainMetric() throws {
+        let rig = try Rig(hourlyAsMetric: true)
+        rig.clock.advance(.minutes(5))
+        rig.handle([
+            Self.frame(cn: 2061, cp: "DataTime=20260301070000;a34004-Avg=90,a34004-Min=60,a34004-Max=130,a34004-Flag=N")
+        ])
+        rig.pipeline.commit()
+        for _ in 0..<80 {
+            rig.clock.advance(.seconds(1))
+            rig.pipeline.tick()
+        }
+        #expect(try rig.readings().sorted() == [
+            "urban/district-1/aqms-1/pm25=90", "urban/district-1/aqms-1/pm25_max_1h=130",
+            "urban/district-1/aqms-1/pm25_min_1h=60",
+        ])
+        var stamps: [Timestamp] = []
+        try BufferReader(options: rig.buffer.options).readings(matching: nil) { stamps.append($0.timestamp) }
+        #expect(stamps.allSatisfy { $0 == HJ212PipelineTests.t0 }, "stamped at the hour's end, 08:00 local")
+        let aggregates = try BufferReader(options: rig.buffer.options).outbox().filter { $0.0.kind == .aggregate }
+        #expect(aggregates.isEmpty)
+        #expect(rig.pipeline.stats.aggregateLate == 0)
+        // The rule on plain pm25 (> 75) raises from the hourly average.
+        #expect(try BufferReader(options: rig.buffer.options).alertEvents().map { "\($0.transition.rule) \($0.transition.series)" } == ["pm25-high urban/district-1/aqms-1/pm25"])
     }
 
     /// A rule on the hourly mean raises from interval data.

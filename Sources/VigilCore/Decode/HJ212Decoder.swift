@@ -50,12 +50,17 @@ public struct HJ212Station: Sendable, Hashable {
     public var device: String
     /// The PW its frames must carry; nil: not checked.
     public var password: String?
+    /// `interval_as: metric`: an hourly average (2061 `-Avg`) is stored under the plain
+    /// metric (`pm25`), stamped at the hour's end, so rules written for the real-time series
+    /// judge it; still kept out of the aggregates like all interval data.
+    public var hourlyAverageAsMetric = false
 
-    public init(network: String, site: String, device: String, password: String? = nil) {
+    public init(network: String, site: String, device: String, password: String? = nil, hourlyAverageAsMetric: Bool = false) {
         self.network = network
         self.site = site
         self.device = device
         self.password = password
+        self.hourlyAverageAsMetric = hourlyAverageAsMetric
     }
 }
 
@@ -200,7 +205,10 @@ public struct HJ212Decoder: Sendable {
             let metric: String
             let at: Timestamp
             if let interval {
-                metric = "\(code.metric)_\(v.kind.rawValue.lowercased())_\(command == .minute ? Self.name(interval) : command.suffix)"
+                metric =
+                    station.hourlyAverageAsMetric && command == .hourly && v.kind == .avg
+                    ? code.metric
+                    : "\(code.metric)_\(v.kind.rawValue.lowercased())_\(command == .minute ? Self.name(interval) : command.suffix)"
                 at = dataTime.adding(interval)
                 outcome.intervalReadings += 1
             } else {

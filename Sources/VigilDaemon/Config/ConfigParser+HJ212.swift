@@ -98,7 +98,8 @@ extension ConfigParser {
                         continue
                     }
                     let what = "hj212.stations.\(mn)"
-                    guard let em = r.mapping(value, what, allowed: ["network", "site", "device", "password_file"]) else { continue }
+                    guard let em = r.mapping(value, what, allowed: ["network", "site", "device", "password_file", "interval_as"])
+                    else { continue }
                     guard let n = em["network"], let s = em["site"], let d = em["device"] else {
                         r.error(value, "\(what) needs network, site and device")
                         continue
@@ -111,10 +112,22 @@ extension ConfigParser {
                         // An unreadable file is reported by `secret`; one that is not UTF-8 here.
                         if FileManager.default.isReadableFile(atPath: path) {
                             do {
-                                station.password = try Secrets.read(path)
+                                let password = try Secrets.read(path)
+                                if password.isEmpty {
+                                    r.error(p.value, "\(what).password_file '\(path)' is empty: put the station's PW (one line) in it")
+                                } else {
+                                    station.password = password
+                                }
                             } catch {
                                 r.error(p.value, "\(what).password_file '\(path)' is not UTF-8 text")
                             }
+                        }
+                    }
+                    if let x = em["interval_as"], let v = r.string(x.value, "\(what).interval_as") {
+                        switch v {
+                        case "metric": station.hourlyAverageAsMetric = true
+                        case "own": station.hourlyAverageAsMetric = false
+                        default: r.error(x.value, "\(what).interval_as must be metric (hourly averages under the plain metric) or own (pm25_avg_1h)")
                         }
                     }
                     h.stations[mn] = station
