@@ -111,6 +111,24 @@ struct HJ212PipelineTests {
         #expect(unknown.first?.reason.detail.contains("R01") == true)
     }
 
+    /// A frame's topic names the peer and the connection: the answer goes to the connection,
+    /// a reject shows the address (`tcp:hj212/<addr>/<id>`).
+    @Test func peerAddressInTheTopic() throws {
+        let rig = try Rig()
+        var batch = MessageBatch()
+        let topic = HJ212Topic.topic(connection: 5, peer: "10.0.0.7:4000")
+        let good = Self.frame(cp: "DataTime=20260301080000;a34004-Rtd=35")
+        let bad = Array(good.dropLast(3))
+        for f in [good, bad] {
+            topic.withUnsafeBytes { t in f.withUnsafeBytes { batch.append(topic: t, payload: $0, receivedAt: rig.clock.now()) } }
+        }
+        rig.pipeline.handle(batch)
+        rig.pipeline.commit()
+        #expect(rig.answers.all.map(\.connection) == [5])
+        let rejects = try BufferReader(options: rig.buffer.options).rejects(limit: 10)
+        #expect(rejects.map(\.topic) == ["tcp:hj212/10.0.0.7:4000/5"])
+    }
+
     /// The answer comes after the commit, byte for byte; a frame that does not ask gets none.
     @Test func answerAfterCommit() throws {
         let rig = try Rig()

@@ -120,7 +120,7 @@ struct DecodeStage {
     }
 
     /// The topic as `vigil rejects` and the log show it; the TCP listener's frames as
-    /// `hj212/<connection>` (their topic starts with a NUL byte).
+    /// `hj212/<peer address>/<connection>` (their topic starts with a NUL byte).
     static func topicText(_ topic: UnsafeRawBufferPointer) -> String {
         if topic.first == 0 { return "tcp:" + String(decoding: topic.dropFirst().prefix(512), as: UTF8.self) }
         return String(decoding: topic.prefix(512), as: UTF8.self)
