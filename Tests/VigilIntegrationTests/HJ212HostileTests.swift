@@ -152,6 +152,8 @@ extension Integration.HJ212ListenerSuite {
         #expect(quiet.answer(timeout: 5) == Self.expectedAnswer(qn: q, mn: "AQ001"), "the quiet logger is still connected")
         #expect(eventually { Self.listener(daemon)?["closed_slow"] as? Int == 2 })
         #expect(eventually { ((try? daemon.command(["rejects"]))?.stdout ?? "").contains("hj212_truncated") })
+        let rejects = (try? daemon.command(["rejects"]))?.stdout ?? ""
+        #expect(rejects.contains("tcp:hj212/127.0.0.1:"), "the reject names the logger's address: \(rejects)")
         #expect(daemon.stop() == 0)
     }
 }

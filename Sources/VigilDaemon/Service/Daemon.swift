@@ -77,7 +77,7 @@ public final class Daemon: Sendable {
             limits.firstFrameTimeout = h.frameTimeout.seconds
             limits.frameTimeout = h.frameTimeout.seconds
             limits.framesPerSecond = Double(h.maxFramesPerSecond)
-            let listener = try HJ212Listener(address: address, limits: limits, inbox: inbox, clock: clock, logger: logger)
+            let listener = HJ212Listener(address: address, limits: limits, inbox: inbox, clock: clock, logger: logger)
             hj212 = listener
             status.hj212.withLock { $0 = { listener.current } }
         } else {

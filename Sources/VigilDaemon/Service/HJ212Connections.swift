@@ -63,6 +63,8 @@ struct HJ212Connection {
     let peer: String
     let host: String
     let openedAt: Double
+    /// The inbox topic of its frames (`hj212/<peer>/<id>`).
+    let topic: [UInt8]
     var input: [UInt8] = []
     var output: [UInt8] = []
     var lastActive: Double
@@ -80,8 +82,9 @@ struct HJ212Connection {
     /// Since when `input` holds the start of a frame whose rest has not come (nil: none).
     var partialSince: Double?
 
-    init(fd: Int32, peer: String, host: String, now: Double, burst: Double) {
+    init(fd: Int32, peer: String, host: String, now: Double, burst: Double, id: Int = 0) {
         self.fd = fd
+        topic = HJ212Topic.topic(connection: id, peer: peer)
         self.peer = peer
         self.host = host
         openedAt = now

@@ -30,26 +30,35 @@ final class HJ212Listener: HJ212AnswerSink, Sendable {
     /// What ingest decodes with (set at start and on reload): the listener screens frames with it.
     private let decoder = Mutex<HJ212Decoder?>(nil)
     /// A pipe that wakes the poll loop: answers to write, or stop.
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
+    private let wakeFDs = Atomic<Int64>(-1)
+    private var wakeRead: Int32 { Int32(truncatingIfNeeded: wakeFDs.load(ordering: .acquiring) >> 32) }
+    private var wakeWrite: Int32 { Int32(truncatingIfNeeded: wakeFDs.load(ordering: .acquiring)) }
 
-    init(address: ListenAddress, limits: HJ212Limits, inbox: Inbox, clock: any VigilClock, logger: Logger) throws {
+    /// Never fails: what the listener needs (its wake pipe, its sockets) is made in `run()`,
+    /// where a failure is logged and retried, so the daemon starts whatever happens here.
+    init(address: ListenAddress, limits: HJ212Limits, inbox: Inbox, clock: any VigilClock, logger: Logger) {
         self.address = address
         self.limits = limits
         self.inbox = inbox
         self.clock = clock
         self.logger = logger
         status = Mutex(HJ212ListenerStatus(listen: "\(address)"))
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw ListenerError.system("pipe", errno) }
-        for fd in fds { Self.nonBlocking(fd) }
-        wakeRead = fds[0]
-        wakeWrite = fds[1]
     }
 
     deinit {
-        close(wakeRead)
-        close(wakeWrite)
+        if wakeFDs.load(ordering: .acquiring) != -1 {
+            close(wakeRead)
+            close(wakeWrite)
+        }
+    }
+
+    /// The pipe that wakes the poll loop, made once (in `run()`).
+    private func makeWakePipe() throws {
+        guard wakeFDs.load(ordering: .acquiring) == -1 else { return }
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw ListenerError.system("pipe", errno) }
+        for fd in fds { Self.nonBlocking(fd) }
+        wakeFDs.store(Int64(fds[0]) << 32 | Int64(UInt32(bitPattern: fds[1])), ordering: .releasing)
     }
 
     var current: HJ212ListenerStatus { status.withLock { $0 } }
@@ -70,6 +79,7 @@ final class HJ212Listener: HJ212AnswerSink, Sendable {
     }
 
     private func wake() {
+        guard wakeFDs.load(ordering: .acquiring) != -1 else { return }
         var one: UInt8 = 1
         _ = write(wakeWrite, &one, 1)
     }
@@ -82,6 +92,7 @@ final class HJ212Listener: HJ212AnswerSink, Sendable {
         var nextID = 0
         while !isStopping {
             do {
+                try makeWakePipe()
                 let sockets = try listen()
                 delay = 0.5
                 serve(sockets, nextID: &nextID)
@@ -146,7 +157,7 @@ final class HJ212Listener: HJ212AnswerSink, Sendable {
             // A half frame left behind is a reject (truncated), kept for `vigil rejects` when
             // the inbox has room for it.
             if c.partialSince != nil, c.input.count >= 2, c.input[0] == 35, c.input[1] == 35 {
-                c.input.withUnsafeBytes { _ = offer($0, connection: id) }
+                c.input.withUnsafeBytes { _ = offer($0, topic: c.topic) }
             }
             close(c.fd)
             perHost[c.host, default: 1] -= 1
@@ -158,7 +169,8 @@ final class HJ212Listener: HJ212AnswerSink, Sendable {
         func cutting(_ c: inout HJ212Connection, _ id: Int, now: Double) -> HJ212Cut {
             var counts: (handed: UInt64, bad: UInt64) = (0, 0)
             let cutter = HJ212Cutter(limits: limits, decoder: decoder.withLock { $0 })
-            let r = cutter.cut(&c, now: now, counts: &counts) { offer($0, connection: id) }
+            let topic = c.topic
+            let r = cutter.cut(&c, now: now, counts: &counts) { offer($0, topic: topic) }
             if counts.handed > 0 || counts.bad > 0 {
                 status.withLock {
                     $0.frames += counts.handed
@@ -257,7 +269,7 @@ final class HJ212Listener: HJ212AnswerSink, Sendable {
                     }
                     let id = nextID
                     nextID += 1
-                    connections[id] = HJ212Connection(fd: fd, peer: peer, host: host, now: now, burst: burst)
+                    connections[id] = HJ212Connection(fd: fd, peer: peer, host: host, now: now, burst: burst, id: id)
                     perHost[host] = fromHost + 1
                     let n = connections.count
                     status.withLock {
@@ -337,8 +349,8 @@ final class HJ212Listener: HJ212AnswerSink, Sendable {
         }
     }
 
-    private func offer(_ bytes: UnsafeRawBufferPointer, connection id: Int) -> Bool {
-        HJ212Topic.topic(connection: id).withUnsafeBytes { t in
+    private func offer(_ bytes: UnsafeRawBufferPointer, topic: [UInt8]) -> Bool {
+        topic.withUnsafeBytes { t in
             inbox.offer(topic: t, payload: bytes, receivedAt: clock.now())
         }
     }
