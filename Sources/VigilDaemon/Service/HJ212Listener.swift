@@ -332,7 +332,8 @@ final class HJ212Listener: HJ212AnswerSink, Sendable {
                 if now - c.lastActive > limits.idleTimeout {
                     idle += 1
                     closeConnection(id, why: "idle")
-                } else if c.goodFrames == 0 && now - c.openedAt > limits.firstFrameTimeout {
+                } else if c.goodFrames == 0 && now - c.openedAt > limits.firstFrameTimeout && !(c.partialSince == nil && !c.input.isEmpty) {
+                    // (Whole frames held back by the inbox or the bucket are not slowness.)
                     slow += 1
                     closeConnection(id, why: "no valid frame within \(limits.firstFrameTimeout) s of connecting")
                 } else if let since = c.partialSince, now - since > limits.frameTimeout {
