@@ -73,8 +73,8 @@ extension FuzzCheck.Checker {
                         if !r.value.isFinite { fail("reading value \(r.value) is not finite") }
                         if let u = r.unit, u.isEmpty || u.utf8.count > 32 { fail("unit \(u) is not 1 to 32 bytes") }
                     }
-                    if readings.isEmpty && o.flagged.isEmpty && !o.unknownCodes.isEmpty {
-                        fail("only unknown codes, yet accepted")
+                    for code in o.unknownCodes where Names.isValid(code + "_avg_60m") && !readings.contains(where: { $0.series.metric == code || $0.series.metric.hasPrefix(code + "_") }) {
+                        fail("unknown code \(code) not stored under its own name")
                     }
                     let answer = HJ212.answer(cn: 9014, qn: o.frame.qn ?? "", pw: o.frame.pw, mn: o.frame.mn)
                     let parsed = answer.withUnsafeBytes { try? HJ212Frame.parse($0, zone: .shanghai) }

@@ -70,7 +70,11 @@ public struct MessageBatch: Sendable {
 /// broker (libmosquitto sends PUBACK before the callback), so it is part of the window a
 /// crash can lose: keep `maxMessages` small.
 ///
-/// One producer and one consumer thread; every field of the state is behind the lock.
+/// Two producers and one consumer thread; every field of the state is behind the lock. The
+/// MQTT network thread `push`es (and blocks while the inbox is full: the only producer that
+/// waits, so `producerIsWaiting` and `backPressure` are its own). The HJ 212 listener
+/// `offer`s, which never blocks and holds at most a quarter of the inbox (messages and bytes); when an
+/// offer is refused the listener stops reading its sockets until ingest has taken the batch.
 public final class Inbox: Sendable {
     struct State {
         var batch = MessageBatch()
@@ -79,6 +83,12 @@ public final class Inbox: Sendable {
         /// How many waiting messages wake the consumer before its deadline.
         var consumerWakeAt = 1
         var producerWaiting = false
+        /// Messages of the second producer (`offer`) in `batch`.
+        var offered = 0
+        var offeredBytes = 0
+        /// An offer was refused since the last take (ingest should take early).
+        var offerRefused = false
+        var refusedOffers: UInt64 = 0
         var blockedNanos: UInt64 = 0
         var blockedCount: UInt64 = 0
         var pushed: UInt64 = 0
@@ -102,11 +112,12 @@ public final class Inbox: Sendable {
     /// Copies a message in; blocks while the inbox is full (back-pressure), unless closed.
     public func push(topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, receivedAt: Timestamp) {
         let size = topic.count + payload.count
+        // Set only by this call's own wait: the time it waited, never another's.
         var blockedAt: UInt64 = 0
         let wakeConsumer = state.wait(
             while: { s in
                 guard !s.closed, s.isFull(adding: size, maxMessages: maxMessages, maxBytes: maxBytes) else { return false }
-                if !s.producerWaiting {
+                if blockedAt == 0 {
                     s.producerWaiting = true
                     s.blockedCount += 1
                     blockedAt = DispatchTime.now().uptimeNanoseconds
@@ -114,7 +125,7 @@ public final class Inbox: Sendable {
                 return true
             },
             then: { s in
-                if s.producerWaiting {
+                if blockedAt != 0 {
                     s.producerWaiting = false
                     s.blockedNanos += DispatchTime.now().uptimeNanoseconds - blockedAt
                 }
@@ -124,6 +135,32 @@ public final class Inbox: Sendable {
             })
         if wakeConsumer { state.broadcast() }
     }
+
+    /// The second producer's hand-off: copies a message in unless the inbox is full or this
+    /// producer's messages already hold a quarter of it (messages or bytes), so the MQTT
+    /// thread always has the rest; never blocks.
+    /// - Returns: false when refused (the caller keeps the message and offers it again later).
+    public func offer(topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, receivedAt: Timestamp) -> Bool {
+        let size = topic.count + payload.count
+        let (taken, wakeConsumer) = state.withLock { s -> (Bool, Bool) in
+            let overShare = s.offered > 0 && (s.offered >= max(1, maxMessages / 4) || s.offeredBytes + size > maxBytes / 4)
+            if !s.closed && (overShare || s.isFull(adding: size, maxMessages: maxMessages, maxBytes: maxBytes)) {
+                s.offerRefused = true
+                s.refusedOffers += 1
+                return (false, s.consumerWaiting)
+            }
+            s.batch.append(topic: topic, payload: payload, receivedAt: receivedAt)
+            s.pushed += 1
+            s.offered += 1
+            s.offeredBytes += size
+            return (true, s.consumerWaiting && s.batch.count >= s.consumerWakeAt)
+        }
+        if wakeConsumer { state.broadcast() }
+        return taken
+    }
+
+    /// Messages of the second producer waiting now, and its refused offers so far.
+    public var offers: (waiting: Int, refused: UInt64) { state.withLock { ($0.offered, $0.refusedOffers) } }
 
     /// Swaps the waiting messages into `spare` (which is cleared first).
     /// - Parameters:
@@ -139,13 +176,16 @@ public final class Inbox: Sendable {
             until: deadline,
             while: { s in
                 s.consumerWakeAt = wakeAt
-                s.consumerWaiting = s.batch.count < wakeAt && !s.closed && !s.producerWaiting
+                s.consumerWaiting = s.batch.count < wakeAt && !s.closed && !s.producerWaiting && !s.offerRefused
                 return s.consumerWaiting
             },
             then: { s in
                 s.consumerWaiting = false
+                s.offerRefused = false
                 guard !s.batch.isEmpty else { return (false, false) }
                 swap(&s.batch, &spare)
+                s.offered = 0
+                s.offeredBytes = 0
                 return (true, s.producerWaiting)
             })
         if wakeProducer { state.broadcast() }
@@ -164,13 +204,14 @@ public final class Inbox: Sendable {
 
     public var isClosed: Bool { state.withLock { $0.closed } }
 
-    /// The network thread is held by back-pressure now.
+    /// The MQTT network thread (the producer that `push`es) is held by back-pressure now; the
+    /// listener, which only `offer`s, never is.
     public var producerIsWaiting: Bool { state.withLock { $0.producerWaiting } }
 
     /// Messages waiting now.
     public var depth: Int { state.withLock { $0.batch.count } }
 
-    /// How often and how long the network thread was held back because ingest was behind.
+    /// How often and how long the MQTT network thread was held back because ingest was behind.
     public var backPressure: (count: UInt64, seconds: Double, pushed: UInt64) {
         state.withLock { ($0.blockedCount, Double($0.blockedNanos) / 1e9, $0.pushed) }
     }

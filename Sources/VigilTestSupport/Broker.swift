@@ -151,9 +151,23 @@ public enum FreePort {
     }
 
     /// A TCP socket connected to the loopback port, or nil; the caller closes it.
-    public static func connectLoopback(_ port: Int) -> Int32? {
+    /// - Parameter source: the local address to connect from (any of 127.0.0.0/8), so a test
+    ///   can be two hosts.
+    public static func connectLoopback(_ port: Int, from source: String = "127.0.0.1") -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
+        if source != "127.0.0.1" {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let bound = withUnsafePointer(to: &local) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            guard bound else {
+                close(fd)
+                return nil
+            }
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)

@@ -8,8 +8,8 @@ public final class HJ212Client {
     public private(set) var fd: Int32
     private var received: [UInt8] = []
 
-    public init?(port: Int) {
-        guard let fd = FreePort.connectLoopback(port) else { return nil }
+    public init?(port: Int, from source: String = "127.0.0.1") {
+        guard let fd = FreePort.connectLoopback(port, from: source) else { return nil }
         self.fd = fd
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))

@@ -27,7 +27,10 @@ enum HJ212Bench {
         let daemon = try DaemonProcess(
             config: DaemonProcess.config(
                 localPort: broker.port,
-                extra: "hj212:\n  listen: 127.0.0.1:\(port)\n  stations:\n" + stations.map { "    " + $0 }.joined(separator: "\n")))
+                extra: "hj212:\n  listen: 127.0.0.1:\(port)\n"
+                    // All loggers are on loopback, one address; each sends as fast as answers come.
+                    + "  max_connections_per_peer: \(loggers + 4)\n  max_frames_per_second: 1000000\n  stations:\n"
+                    + stations.map { "    " + $0 }.joined(separator: "\n")))
         try daemon.start()
         defer { daemon.stop() }
         guard eventually(timeout: 10, { FreePort.connectLoopback(port).map { close($0) } != nil }) else {
@@ -44,7 +47,17 @@ enum HJ212Bench {
         }
         let answered = Mutex(0)
         let start = Date()
-        DispatchQueue.concurrentPerform(iterations: loggers) { l in
+        // One thread per logger, all at once (concurrentPerform would run only as many as there
+        // are cores).
+        let group = DispatchGroup()
+        for l in 0..<loggers {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                logger(l)
+            }.start()
+        }
+        @Sendable func logger(_ l: Int) {
             guard let c = HJ212Client(port: port) else { return }
             var sent = 0
             var got = 0
@@ -56,12 +69,17 @@ enum HJ212Bench {
             }
             answered.withLock { $0 += got }
         }
+        group.wait()
         let seconds = Date().timeIntervalSince(start)
         let total = answered.withLock { $0 }
         let stored = (try? daemon.readings("urban/#").count) ?? 0
+        // Answered means stored: anything else is a broken row, not a figure.
+        guard stored == total * 4, total == loggers * framesPerLogger else {
+            throw BenchError.mismatch("\(total) of \(loggers * framesPerLogger) frames answered, \(stored) readings stored, \(total * 4) expected")
+        }
         return Result(
             loggers: loggers, frames: total, readings: total * 4, seconds: seconds, stored: Int64(stored))
     }
 
-    enum BenchError: Error { case notListening }
+    enum BenchError: Error { case notListening, mismatch(String) }
 }

@@ -103,16 +103,23 @@ import VigilTestSupport
         let (r1, o1) = try Self.decode(lines[0], decoder: d)
         #expect(o1.frame.cn == 2011 && o1.frame.st == "22" && o1.frame.flag == 5 && o1.frame.wantsAnswer)
         #expect(o1.frame.qn == "20190814170100001" && o1.frame.pw == "123456")
-        #expect(r1.map(\.series.metric) == ["wind_speed", "wind_direction", "air_temperature", "humidity", "air_pressure"])
-        #expect(r1.map(\.value) == [1.7, 199.1, 22.9, 85.8, 98.7])
+        // R01 (a status code the table does not know) is kept under its own name, no unit.
+        #expect(r1.map(\.series.metric) == ["wind_speed", "wind_direction", "air_temperature", "humidity", "air_pressure", "R01"])
+        #expect(r1.map(\.value) == [1.7, 199.1, 22.9, 85.8, 98.7, 0])
+        #expect(r1.last?.unit == nil)
         #expect(r1.allSatisfy { $0.timestamp == Self.utc("2019-08-14T09:01:00Z") && $0.series.site == "s1" })
         #expect(o1.unknownCodes == ["R01"])
         #expect(o1.flagged.isEmpty)
 
-        // 2: a water sample with SampleTime before its Rtd; w01008 is not built in: the
-        // frame is an unknown code until the config adds it.
-        #expect(Self.reason(lines[1], decoder: d)?.code == .hj212UnknownCode)
-        #expect(Self.reason(lines[1], decoder: d)?.detail.contains("w01008") == true)
+        // 2: a water sample with SampleTime before its Rtd; w01008 is not built in: stored
+        // under its code, no unit, at its SampleTime, until the config names it.
+        let (r2u, o2u) = try Self.decode(lines[1], decoder: d)
+        #expect(o2u.unknownCodes == ["w01008"])
+        #expect(r2u == [
+            Reading(
+                series: SeriesKey(network: "water", site: "s2", device: "wq", metric: "w01008"), value: 123.456,
+                timestamp: Self.utc("2023-10-08T04:33:40Z"), unit: nil),
+        ])
         var d2 = d
         d2.codes["w01008"] = HJ212Code(metric: "suspended_solids", unit: "mg/L")
         let (r2, o2) = try Self.decode(lines[1], decoder: d2)
@@ -210,7 +217,7 @@ import VigilTestSupport
     // MARK: Rejects
 
     /// Each kind of bad frame is a reject with a code of its own and a reason.
-    @Test func rejects() {
+    @Test func rejects() throws {
         let good = Self.frame(cp: "DataTime=20260301080000;a34004-Rtd=35.2,a34004-Flag=N")
         #expect(Self.reason(good) == nil)
         let body = Array(good.dropLast(2))
@@ -243,9 +250,11 @@ import VigilTestSupport
         // Missing CP.
         #expect(code(HJ212.frame(segment: "QN=1;ST=22;CN=2011;PW=1;MN=ST001;Flag=5")) == .hj212MissingCP)
         #expect(code(HJ212.frame(segment: "QN=1;ST=22;CN=2011;PW=1;MN=ST001;Flag=5;CP=&&DataTime=20260301080000")) == .hj212MissingCP)
-        // Unknown code (all of the frame's values).
-        let unknown = Self.reason(Self.frame(cp: "DataTime=20260301080000;zz9999-Rtd=1"))
-        #expect(unknown?.code == .hj212UnknownCode && unknown?.detail.contains("zz9999") == true)
+        // Unknown code (all of the frame's values): not a reject of the frame (it is answered),
+        // stored under the code; the pipeline keeps the reject (HJ212PipelineTests).
+        #expect(Self.reason(Self.frame(cp: "DataTime=20260301080000;zz9999-Rtd=1")) == nil)
+        let (unknownReadings, unknown) = try Self.decode(Self.frame(cp: "DataTime=20260301080000;zz9999-Rtd=1"), decoder: Self.decoder)
+        #expect(unknown.unknownCodes == ["zz9999"] && unknownReadings.map(\.series.metric) == ["zz9999"])
         // Non-numeric values.
         for v in ["abc", "1.2.3", "", "-", "1e5", "nan", "inf", "0x10"] {
             #expect(code(Self.frame(cp: "DataTime=20260301080000;a34004-Rtd=\(v)")) == .notANumber, "\(v)")
@@ -271,8 +280,16 @@ import VigilTestSupport
     @Test func unknownBesideKnown() throws {
         let (r, o) = try Self.decode(
             Self.frame(cp: "DataTime=20260301080000;zz1-Rtd=1;a34004-Rtd=35;zz1-Rtd=2;zz2-Rtd=3"), decoder: Self.decoder)
-        #expect(r.map(\.series.metric) == ["pm25"])
+        #expect(r.map(\.series.metric) == ["zz1", "pm25", "zz1", "zz2"])
+        #expect(r.map(\.unit) == [nil, "ug/m3", nil, nil])
         #expect(o.unknownCodes == ["zz1", "zz2"])
+        // Interval data of an unknown code: its own suffixes; a code too long for a name with
+        // them is named and not stored.
+        let long = String(repeating: "q", count: 60)
+        let (ri, oi) = try Self.decode(
+            Self.frame(cn: 2061, cp: "DataTime=20260301080000;zz1-Avg=4;\(long)-Avg=5"), decoder: Self.decoder)
+        #expect(ri.map(\.series.metric) == ["zz1_avg_1h"])
+        #expect(oi.unknownCodes == ["zz1", long])
     }
 
     /// A large frame with many values decodes in one pass (dictionary lookups, no rescans).

@@ -49,6 +49,31 @@ struct HJ212ConfigTests {
         #expect(c.subscriptions.map(\.format) == [.hj212])
     }
 
+    /// An empty password file is a config error (a PW of nothing would let any frame in);
+    /// `interval_as` is metric or own.
+    @Test func emptyPasswordAndIntervalAs() throws {
+        let dir = TemporaryDirectory()
+        try "\n".write(toFile: dir.file("empty.pass"), atomically: true, encoding: .utf8)
+        let text = """
+            gateway_id: g
+            subscriptions: [{ topic: hj212/+, format: hj212 }]
+            hj212:
+              stations:
+                "ST1": { network: urban, site: s, device: d, password_file: empty.pass }
+                "ST2": { network: urban, site: s, device: d, interval_as: hourly }
+            """
+        let file = dir.file("vigil.yaml")
+        #expect(diagnostics(text, file: file) == [
+            "\(file):5:65: hj212.stations.ST1.password_file '\(dir.file("empty.pass"))' is empty: put the station's PW (one line) in it",
+            "\(file):6:63: hj212.stations.ST2.interval_as must be metric (hourly averages under the plain metric) or own (pm25_avg_1h)",
+        ])
+        let good = try VigilConfig.parse(
+            "gateway_id: g\nsubscriptions: [{ topic: hj212/+, format: hj212 }]\nhj212:\n  stations:\n    \"ST1\": { network: urban, site: s, device: d, interval_as: metric }\n",
+            file: dir.file("ok.yaml"))
+        #expect(good.hj212?.stations["ST1"]?.hourlyAverageAsMetric == true)
+        #expect(good.hj212?.decoder(zone: .shanghai).stations["ST1"]?.hourlyAverageAsMetric == true)
+    }
+
     @Test func mistakesWithTheirPlace() throws {
         let dir = TemporaryDirectory()
         // Not UTF-8: a config error, never a password silently ignored.

@@ -13,6 +13,7 @@ import VigilTestSupport
 final class RecordedAnswers: HJ212AnswerSink {
     let answers = Mutex<[(connection: Int, bytes: [UInt8])]>([])
     func deliver(_ a: [(connection: Int, bytes: [UInt8])]) { answers.withLock { $0 += a } }
+    func use(_ decoder: HJ212Decoder?) {}
     var all: [(connection: Int, bytes: [UInt8])] { answers.withLock { $0 } }
 }
 
@@ -40,7 +41,7 @@ struct HJ212PipelineTests {
         let answers = RecordedAnswers()
         let pipeline: IngestPipeline
 
-        init(rules ruleText: String = HJ212PipelineTests.rules) throws {
+        init(rules ruleText: String = HJ212PipelineTests.rules, hourlyAsMetric: Bool = false) throws {
             try ruleText.write(toFile: dir.file("rules.yaml"), atomically: true, encoding: .utf8)
             let rules = try RuleFiles.load(files: [dir.file("rules.yaml")])
             buffer = try Buffer(options: BufferOptions(directory: dir.path))
@@ -49,7 +50,9 @@ struct HJ212PipelineTests {
             aggregate.window = .minutes(1)
             aggregate.allowedLateness = .seconds(10)
             let decoder = HJ212Decoder(
-                stations: ["ST001": HJ212Station(network: "urban", site: "district-1", device: "aqms-1")], zone: .shanghai)
+                stations: [
+                    "ST001": HJ212Station(network: "urban", site: "district-1", device: "aqms-1", hourlyAverageAsMetric: hourlyAsMetric)
+                ], zone: .shanghai)
             pipeline = IngestPipeline(
                 inbox: Inbox(), buffer: buffer, clock: clock,
                 subscriptions: [
@@ -82,6 +85,48 @@ struct HJ212PipelineTests {
 
     static func frame(qn: String = "20260301080000001", flag: Int = 5, cn: Int = 2011, cp: String) -> [UInt8] {
         HJ212.frame(segment: "QN=\(qn);ST=22;CN=\(cn);PW=123456;MN=ST001;Flag=\(flag);CP=&&\(cp)&&")
+    }
+
+    /// A status code the table does not know (R01, every cycle): stored under its own name and
+    /// answered, so the logger deleting it loses nothing; counted by code; one reject per
+    /// station and code an hour, not one per frame.
+    @Test func unknownCodesStoredAnsweredRejectedOnceAnHour() throws {
+        let rig = try Rig()
+        for minute in 0..<61 {
+            let qn = "202603010800" + HJ212.pad(minute, 2) + "001"
+            let local = "2026030108" + HJ212.pad(minute % 60, 2) + "00"
+            let hour = minute == 60 ? "2026030109" + "0000" : local
+            rig.handle([Self.frame(qn: qn, cp: "DataTime=\(hour);R01-Rtd=\(minute),R01-Flag=N;a34004-Rtd=30")])
+            rig.pipeline.commit()
+            if minute < 60 { rig.clock.advance(.minutes(1)) }
+        }
+        #expect(rig.answers.all.count == 61, "every frame answered")
+        let stored = try rig.readings()
+        #expect(stored.filter { $0.hasPrefix("urban/district-1/aqms-1/R01=") }.count == 61)
+        #expect(stored.filter { $0.hasPrefix("urban/district-1/aqms-1/pm25=") }.count == 61)
+        #expect(rig.pipeline.snapshot.hj212UnknownCodes == ["R01": 61])
+        let rejects = try BufferReader(options: rig.buffer.options).rejects(limit: 100)
+        let unknown = rejects.filter { $0.reason.code == .hj212UnknownCode }
+        #expect(unknown.count == 2, "minute 0 and, an hour later, minute 60: \(unknown.map(\.at))")
+        #expect(unknown.first?.reason.detail.contains("R01") == true)
+    }
+
+    /// A frame's topic names the peer and the connection: the answer goes to the connection,
+    /// a reject shows the address (`tcp:hj212/<addr>/<id>`).
+    @Test func peerAddressInTheTopic() throws {
+        let rig = try Rig()
+        var batch = MessageBatch()
+        let topic = HJ212Topic.topic(connection: 5, peer: "10.0.0.7:4000")
+        let good = Self.frame(cp: "DataTime=20260301080000;a34004-Rtd=35")
+        let bad = Array(good.dropLast(3))
+        for f in [good, bad] {
+            topic.withUnsafeBytes { t in f.withUnsafeBytes { batch.append(topic: t, payload: $0, receivedAt: rig.clock.now()) } }
+        }
+        rig.pipeline.handle(batch)
+        rig.pipeline.commit()
+        #expect(rig.answers.all.map(\.connection) == [5])
+        let rejects = try BufferReader(options: rig.buffer.options).rejects(limit: 10)
+        #expect(rejects.map(\.topic) == ["tcp:hj212/10.0.0.7:4000/5"])
     }
 
     /// The answer comes after the commit, byte for byte; a frame that does not ask gets none.
@@ -187,6 +232,34 @@ struct HJ212PipelineTests {
         #expect(aggregates.isEmpty)
         // The real-time pm25 rule does not see them; a rule on pm25_avg_1h would.
         #expect(try BufferReader(options: rig.buffer.options).alertEvents().isEmpty)
+    }
+
+    /// `interval_as: metric`: the hourly average is stored under the plain metric, stamped at
+    /// the hour's end, so the shipped rules on `pm25` judge it; min and max keep their names;
+    /// none of it enters an aggregate.
+    @Test func hourlyAverageAsThePlainMetric() throws {
+        let rig = try Rig(hourlyAsMetric: true)
+        rig.clock.advance(.minutes(5))
+        rig.handle([
+            Self.frame(cn: 2061, cp: "DataTime=20260301070000;a34004-Avg=90,a34004-Min=60,a34004-Max=130,a34004-Flag=N")
+        ])
+        rig.pipeline.commit()
+        for _ in 0..<80 {
+            rig.clock.advance(.seconds(1))
+            rig.pipeline.tick()
+        }
+        #expect(try rig.readings().sorted() == [
+            "urban/district-1/aqms-1/pm25=90", "urban/district-1/aqms-1/pm25_max_1h=130",
+            "urban/district-1/aqms-1/pm25_min_1h=60",
+        ])
+        var stamps: [Timestamp] = []
+        try BufferReader(options: rig.buffer.options).readings(matching: nil) { stamps.append($0.timestamp) }
+        #expect(stamps.allSatisfy { $0 == HJ212PipelineTests.t0 }, "stamped at the hour's end, 08:00 local")
+        let aggregates = try BufferReader(options: rig.buffer.options).outbox().filter { $0.0.kind == .aggregate }
+        #expect(aggregates.isEmpty)
+        #expect(rig.pipeline.stats.aggregateLate == 0)
+        // The rule on plain pm25 (> 75) raises from the hourly average.
+        #expect(try BufferReader(options: rig.buffer.options).alertEvents().map { "\($0.transition.rule) \($0.transition.series)" } == ["pm25-high urban/district-1/aqms-1/pm25"])
     }
 
     /// A rule on the hourly mean raises from interval data.

@@ -135,3 +135,66 @@ struct ConditionLockTests {
         #expect(lock.withLock { $0 } == 5)
     }
 }
+
+extension Inbox {
+    func offer(_ topic: String, _ payload: String) -> Bool {
+        var t = topic
+        var p = payload
+        return t.withUTF8 { tb in
+            p.withUTF8 { pb in offer(topic: UnsafeRawBufferPointer(tb), payload: UnsafeRawBufferPointer(pb), receivedAt: t0) }
+        }
+    }
+}
+
+/// The second producer (the HJ 212 listener) offers: it never blocks, holds at most a quarter
+/// of the inbox, and leaves the MQTT thread's bookkeeping alone.
+@Suite("Inbox with two producers")
+struct InboxTwoProducerTests {
+    @Test func offersHoldAQuarterAndMQTTKeepsTheRest() {
+        let inbox = Inbox(maxMessages: 8)
+        #expect(inbox.offer("\0hj212/1", "a"))
+        #expect(inbox.offer("\0hj212/1", "b"))
+        #expect(!inbox.offer("\0hj212/1", "c"), "a quarter of 8 is 2")
+        for i in 0..<6 { inbox.push("t/\(i)", "\(i)") }  // MQTT's six places: none blocks
+        #expect(inbox.depth == 8)
+        #expect(inbox.offers.waiting == 2 && inbox.offers.refused == 1)
+        var batch = MessageBatch()
+        #expect(inbox.take(into: &batch, deadline: .after(0)))
+        #expect(batch.messages.map(\.1) == ["a", "b", "0", "1", "2", "3", "4", "5"])
+        #expect(inbox.offers.waiting == 0)
+        #expect(inbox.offer("\0hj212/1", "c"), "room again after the take")
+    }
+
+    @Test func aByteShareToo() {
+        let inbox = Inbox(maxMessages: 100, maxBytes: 400)
+        let big = String(repeating: "x", count: 60)
+        #expect(inbox.offer("h", big))
+        #expect(!inbox.offer("h", big), "two of 61 bytes are over a quarter of 400")
+        inbox.push("t", String(repeating: "y", count: 200))
+        #expect(inbox.depth == 2)
+    }
+
+    /// MQTT held by back-pressure while the listener's offers are refused: the wait is counted
+    /// once, for as long as it lasted (not the uptime), and only MQTT counts as waiting.
+    @Test func backPressureIsMQTTsOwn() {
+        let inbox = Inbox(maxMessages: 2)
+        inbox.push("t/0", "0")
+        inbox.push("t/1", "1")
+        let done = Atomic<Bool>(false)
+        let pusher = Thread {
+            inbox.push("t/2", "2")
+            done.store(true, ordering: .releasing)
+        }
+        pusher.start()
+        #expect(eventually(timeout: 5) { inbox.producerIsWaiting })
+        for _ in 0..<10 { #expect(!inbox.offer("\0hj212/1", "x")) }
+        #expect(inbox.producerIsWaiting)
+        var batch = MessageBatch()
+        #expect(inbox.take(into: &batch, deadline: .after(0)))
+        #expect(eventually(timeout: 5) { done.load(ordering: .acquiring) })
+        #expect(!inbox.producerIsWaiting)
+        let bp = inbox.backPressure
+        #expect(bp.count == 1)
+        #expect(bp.seconds > 0 && bp.seconds < 5, "\(bp.seconds) s")
+    }
+}

@@ -51,7 +51,7 @@ public struct MessageDecoder {
 
     /// Frames from the HJ 212 TCP listener come through the inbox with a topic that starts
     /// with this NUL byte, which no MQTT topic may hold (MQTT 3.1.1 section 1.5.3), then
-    /// `hj212/<connection>`.
+    /// `hj212/<peer address>/<connection>`.
     public static let hj212TopicPrefix: [UInt8] = [0] + Array("hj212/".utf8)
 
     public mutating func takeShifted() -> Int {

@@ -53,7 +53,7 @@ enum MessageCheck {
                 lines.append("\(n) value(s) flagged \(flag.label): not readings (never judged or aggregated), counted in vigil_hj212_flagged_values_total")
             }
             if !hj.unknownCodes.isEmpty {
-                lines.append("rejected in part: hj212_unknown_code: \(hj.unknownCodes.joined(separator: ", ")) not in the code table (hj212.codes)")
+                lines.append("hj212_unknown_code: \(hj.unknownCodes.joined(separator: ", ")) not in the code table (hj212.codes): stored under the code, no unit")
             }
         }
         lines.append("\(readings.count) reading(s):")

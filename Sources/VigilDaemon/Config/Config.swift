@@ -88,8 +88,17 @@ public struct HJ212Config: Sendable, Hashable {
     public var codes: [String: HJ212Code] = HJ212Code.defaults
     /// Open connections at most; one more is refused (the loggers connected stay).
     public var maxConnections = 64
-    /// A connection that sends nothing for this long is closed.
-    public var idleTimeout: TimeSpan = .minutes(5)
+    /// Open connections from one address at most (a host cannot hold them all).
+    public var maxConnectionsPerPeer = 4
+    /// Frames one connection may send per second (a burst of 5 s of them); past it the
+    /// listener stops reading that connection for a while (TCP back-pressure), nothing is lost.
+    public var maxFramesPerSecond = 20
+    /// A connection that sends nothing for this long is closed (loggers that send hourly
+    /// keep their connection).
+    public var idleTimeout: TimeSpan = .minutes(20)
+    /// A new connection must send a valid frame within this, and a frame once started must be
+    /// complete within it (a host that trickles bytes cannot hold connections).
+    public var frameTimeout: TimeSpan = .seconds(30)
     /// The length of minute data's (2051) interval, as the data loggers are set.
     public var minuteInterval: TimeSpan = .minutes(1)
 
@@ -132,6 +141,9 @@ public struct Settings: Sendable {
         if c.httpListen != running.httpListen || c.httpTokenFile != running.httpTokenFile { keys.append("http") }
         if c.hj212?.listen != running.hj212?.listen || c.hj212?.maxConnections != running.hj212?.maxConnections
             || c.hj212?.idleTimeout != running.hj212?.idleTimeout
+            || c.hj212?.maxConnectionsPerPeer != running.hj212?.maxConnectionsPerPeer
+            || c.hj212?.maxFramesPerSecond != running.hj212?.maxFramesPerSecond
+            || c.hj212?.frameTimeout != running.hj212?.frameTimeout
         {
             keys.append("hj212 (listener)")
         }

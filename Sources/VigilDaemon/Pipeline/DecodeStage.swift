@@ -11,6 +11,8 @@ struct DecodeStage {
     private var rejectLog: [RejectReason.Code: (last: Double, suppressed: Int)] = [:]
     /// SenML records without a number that the current decoder skipped and were counted.
     private var skippedCounted = 0
+    /// When each (MN, unknown code) was last kept as a reject; at most 4,096 entries.
+    private var unknownRejected: [String: Timestamp] = [:]
     private let rejects: RejectStore
     private let counters: CounterStore
     private let payloadPrefix: Int
@@ -61,8 +63,9 @@ struct DecodeStage {
 
     /// What an HJ 212 frame came to besides its readings: values flagged other than N are
     /// counted by flag (they are no readings, so no rule and no aggregate sees them); codes
-    /// the table does not know are a reject of that part of the frame, kept for `vigil
-    /// rejects`, while its other values are stored.
+    /// the table does not know were stored under the code itself, and are counted by code and
+    /// kept for `vigil rejects` at most once per station and code an hour (a station that
+    /// sends a status code every cycle does not flood the rejects).
     private mutating func hj212(
         _ o: HJ212Outcome, topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, at: Timestamp,
         stats: inout IngestSnapshot
@@ -72,13 +75,27 @@ struct DecodeStage {
             stats.hj212Flagged[flag, default: 0] += UInt64(n)
             counters.add(CounterName.hj212Flagged(flag.label), Int64(n))
         }
-        if !o.unknownCodes.isEmpty {
-            reject(
-                RejectReason(
-                    .hj212UnknownCode,
-                    "MN=\(o.frame.mn): code \(o.unknownCodes.prefix(5).joined(separator: ", ")) is not in the code table (add it under hj212.codes); the frame's other values were stored"
-                ), topic: topic, payload: payload, at: at, stats: &stats)
+        guard !o.unknownCodes.isEmpty else { return }
+        var fresh: [String] = []
+        for code in o.unknownCodes {
+            // Labels bounded: past 256 codes the rest count as `other`.
+            let label = stats.hj212UnknownCodes[code] != nil || stats.hj212UnknownCodes.count < 256 ? code : "other"
+            stats.hj212UnknownCodes[label, default: 0] += 1
+            let key = o.frame.mn + "\u{0}" + code
+            if let last = unknownRejected[key], at.micros - last.micros < 3_600_000_000 { continue }
+            if unknownRejected.count >= 4096 {
+                unknownRejected = unknownRejected.filter { at.micros - $0.value.micros < 3_600_000_000 }
+                if unknownRejected.count >= 4096 { unknownRejected.removeAll() }
+            }
+            unknownRejected[key] = at
+            fresh.append(code)
         }
+        guard !fresh.isEmpty else { return }
+        reject(
+            RejectReason(
+                .hj212UnknownCode,
+                "MN=\(o.frame.mn): code \(fresh.prefix(5).joined(separator: ", ")) is not in the code table; stored as a metric of that name without a unit (name it under hj212.codes); kept here once an hour per station and code"
+            ), topic: topic, payload: payload, at: at, stats: &stats)
     }
 
     /// Counts what a batch of `messages` came to.
@@ -103,7 +120,7 @@ struct DecodeStage {
     }
 
     /// The topic as `vigil rejects` and the log show it; the TCP listener's frames as
-    /// `hj212/<connection>` (their topic starts with a NUL byte).
+    /// `hj212/<peer address>/<connection>` (their topic starts with a NUL byte).
     static func topicText(_ topic: UnsafeRawBufferPointer) -> String {
         if topic.first == 0 { return "tcp:" + String(decoding: topic.dropFirst().prefix(512), as: UTF8.self) }
         return String(decoding: topic.prefix(512), as: UTF8.self)

@@ -77,6 +77,7 @@ public final class IngestPipeline: @unchecked Sendable {
         decode = DecodeStage(
             subscriptions: subscriptions, limits: limits, hj212: hj212, clock: clock, buffer: buffer, logger: logger)
         self.hj212Answers = hj212Answers
+        hj212Answers?.use(hj212)
         store = StoreStage(buffer: buffer, policy: commit, logger: logger)
         self.rules = RuleStage(rules: rules, buffer: buffer, logger: logger)
         self.upstream = upstream.map { link in

@@ -23,6 +23,8 @@ public struct IngestSnapshot: Sendable {
     public var hj212Flagged: [HJ212Flag: UInt64] = [:]
     /// HJ 212 interval values (minute, hourly, daily data): stored and judged, not aggregated.
     public var hj212IntervalReadings: UInt64 = 0
+    /// Values of codes the table does not know (stored under the code), by code (256 at most, then `other`).
+    public var hj212UnknownCodes: [String: UInt64] = [:]
     public var rules = 0
     public var ruleStates = 0
     /// Calendar windows the rules judged, those without enough data (`min_coverage`: no

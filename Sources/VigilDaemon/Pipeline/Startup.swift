@@ -39,6 +39,7 @@ extension IngestPipeline {
         commit()
         let previous = rules.reload(reload.rules)
         decode.reload(subscriptions: reload.subscriptions, limits: reload.limits, hj212: reload.hj212)
+        hj212Answers?.use(reload.hj212)
         store.policy = reload.commit
         buffer.setLimits(retention: reload.retention, maxSize: reload.maxSize)
         restore(previous: previous, reason: "its rule was removed or changed its match in a reload")

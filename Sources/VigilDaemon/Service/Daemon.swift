@@ -73,7 +73,11 @@ public final class Daemon: Sendable {
             var limits = HJ212Limits()
             limits.maxConnections = h.maxConnections
             limits.idleTimeout = h.idleTimeout.seconds
-            let listener = try HJ212Listener(address: address, limits: limits, inbox: inbox, clock: clock, logger: logger)
+            limits.maxConnectionsPerPeer = h.maxConnectionsPerPeer
+            limits.firstFrameTimeout = h.frameTimeout.seconds
+            limits.frameTimeout = h.frameTimeout.seconds
+            limits.framesPerSecond = Double(h.maxFramesPerSecond)
+            let listener = HJ212Listener(address: address, limits: limits, inbox: inbox, clock: clock, logger: logger)
             hj212 = listener
             status.hj212.withLock { $0 = { listener.current } }
         } else {
@@ -201,6 +205,8 @@ extension Daemon {
         let now = Monotonic.seconds()
         let ingest = pipeline.snapshot.lastProgress
         let mqtt = client.lastLoop
+        // Only the MQTT thread waits in the inbox (the HJ 212 listener never does), so a
+        // waiting producer here is the MQTT loop held by back-pressure, not dead.
         let mqttAlive = now - mqtt <= seconds || pipeline.inbox.producerIsWaiting
         return now - ingest <= seconds && mqttAlive
     }

@@ -42,6 +42,10 @@ enum MetricsText {
                 "vigil_hj212_flagged_values_total", "counter",
                 "HJ 212 values whose data flag is not N, by flag: not readings, never judged or aggregated.",
                 HJ212Flag.allCases.filter { $0 != .n }.map { ("{flag=\"\($0.label)\"}", Double(s.hj212Flagged[$0] ?? 0)) })
+            metric(
+                "vigil_hj212_unknown_codes_total", "counter",
+                "HJ 212 frames with values of a code the table does not know, stored under the code's own name, by code.",
+                s.hj212UnknownCodes.sorted { $0.key < $1.key }.map { ("{code=\"\($0.key)\"}", Double($0.value)) })
         }
         metric("vigil_buffer_rows", "gauge", "Readings in the buffer.", [("", Double(s.bufferRows))])
         metric("vigil_buffer_bytes", "gauge", "Bytes the buffer's pages hold.", [("", Double(s.bufferBytes))])
@@ -93,8 +97,18 @@ enum MetricsText {
                 "vigil_hj212_connections_total", "counter", "HJ 212 connections, by what became of them.",
                 [
                     ("{outcome=\"accepted\"}", Double(h.accepted)), ("{outcome=\"refused\"}", Double(h.refused)),
+                    ("{outcome=\"refused_per_peer\"}", Double(h.refusedPerPeer)),
                     ("{outcome=\"idle_timeout\"}", Double(h.timedOut)), ("{outcome=\"closed_hostile\"}", Double(h.closedHostile)),
+                    ("{outcome=\"closed_slow\"}", Double(h.closedSlow)),
                 ])
+            metric(
+                "vigil_hj212_bad_frames_total", "counter",
+                "HJ 212 frames over TCP that failed the listener's screen (CRC, fields, station, PW); the first of a run is a reject.",
+                [("", Double(h.badFrames))])
+            metric(
+                "vigil_hj212_inbox_refusals_total", "counter",
+                "Times the inbox refused the listener a frame (its quarter full); it then stops reading until ingest takes the batch.",
+                [("", Double(daemon.pipeline.inbox.offers.refused))])
             metric("vigil_hj212_tcp_frames_total", "counter", "HJ 212 frames (and runs of bytes that are none) read over TCP.", [("", Double(h.frames))])
             metric(
                 "vigil_hj212_answers_total", "counter", "Data answers (CN=9014) after the commit, by whether the connection was still open.",
