@@ -19,7 +19,10 @@ public final class HJ212Client {
 
     /// Sends all of `bytes`. - Returns: false when the connection is gone.
     @discardableResult
-    public func send(_ bytes: [UInt8]) -> Bool {
+    public func send(_ bytes: [UInt8]) -> Bool { Self.sendAll(fd, bytes) }
+
+    /// Sends all of `bytes` on `fd`; false when the connection is gone or a send timed out.
+    public static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var sent = 0
         while sent < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }

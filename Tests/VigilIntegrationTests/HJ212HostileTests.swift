@@ -12,16 +12,7 @@ extension Integration.HJ212ListenerSuite {
         setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    /// Sends all of `bytes` on `fd`; false when the connection is gone or a send timed out.
-    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { return false }
-            sent += n
-        }
-        return true
-    }
+    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool { HJ212Client.sendAll(fd, bytes) }
 
     /// Two floods at once, with the default frames-per-second bound: one thread sends
     /// `##0000AAAA` (a frame with a wrong CRC) without end and is closed after 16 in a row,
