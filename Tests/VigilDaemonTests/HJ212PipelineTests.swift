@@ -204,11 +204,9 @@ struct HJ212PipelineTests {
         #expect(try BufferReader(options: rig.buffer.options).alertEvents().map(\.transition.state) == [.raised])
     }
 
-    /// Hourly data: DataTime is the hour's start; the values are stamped at its end, stored
-    /// and judged by a rule on their own metric, and not aggregated again (not counted late).
-    @Test func intervalDataIsJudgedNotAggregatedAgain() throws {
-        let rig = try Rig()
-        // The hour 07:00-08:00 local, received at 08:05 (five minutes after it ended).
+    /// A 2061 frame for the hour 07:00-08:00 local, received at 08:05 (five minutes after it
+    /// ended), committed, then 80 s of ticks.
+    static func receiveHourlyFrame(_ rig: Rig) {
         rig.clock.advance(.minutes(5))
         rig.handle([
             Self.frame(cn: 2061, cp: "DataTime=20260301070000;a34004-Avg=90,a34004-Min=60,a34004-Max=130,a34004-Flag=N")
@@ -218,6 +216,13 @@ struct HJ212PipelineTests {
             rig.clock.advance(.seconds(1))
             rig.pipeline.tick()
         }
+    }
+
+    /// Hourly data: DataTime is the hour's start; the values are stamped at its end, stored
+    /// and judged by a rule on their own metric, and not aggregated again (not counted late).
+    @Test func intervalDataIsJudgedNotAggregatedAgain() throws {
+        let rig = try Rig()
+        Self.receiveHourlyFrame(rig)
         #expect(try rig.readings().sorted() == [
             "urban/district-1/aqms-1/pm25_avg_1h=90", "urban/district-1/aqms-1/pm25_max_1h=130",
             "urban/district-1/aqms-1/pm25_min_1h=60",
@@ -239,15 +244,7 @@ struct HJ212PipelineTests {
     /// none of it enters an aggregate.
     @Test func hourlyAverageAsThePlainMetric() throws {
         let rig = try Rig(hourlyAsMetric: true)
-        rig.clock.advance(.minutes(5))
-        rig.handle([
-            Self.frame(cn: 2061, cp: "DataTime=20260301070000;a34004-Avg=90,a34004-Min=60,a34004-Max=130,a34004-Flag=N")
-        ])
-        rig.pipeline.commit()
-        for _ in 0..<80 {
-            rig.clock.advance(.seconds(1))
-            rig.pipeline.tick()
-        }
+        Self.receiveHourlyFrame(rig)
         #expect(try rig.readings().sorted() == [
             "urban/district-1/aqms-1/pm25=90", "urban/district-1/aqms-1/pm25_max_1h=130",
             "urban/district-1/aqms-1/pm25_min_1h=60",
