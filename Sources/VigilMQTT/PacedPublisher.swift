@@ -20,6 +20,8 @@ public struct PublishReport: Sendable {
 public final class PacedPublisher: MQTTClientDelegate, @unchecked Sendable {
     private var client: MQTTClient?
     private let state = ConditionLock((acked: 0, connected: false))
+    /// Messages handed to libmosquitto over every run (touched by `run` and `close` only).
+    private var sentTotal = 0
     public let qos: Int32
 
     public init(endpoint: MQTTEndpoint, qos: Int32, logger: Logger = Logger(label: "vigil.publisher")) throws(MQTTError) {
@@ -40,7 +42,7 @@ public final class PacedPublisher: MQTTClientDelegate, @unchecked Sendable {
     }
 
     public func mqttDisconnected(reason: String) {
-        state.withLock { $0.connected = false }
+        state.withLockBroadcasting { $0.connected = false }
     }
 
     public func mqttPublished(mid: Int32) {
@@ -90,6 +92,7 @@ public final class PacedPublisher: MQTTClientDelegate, @unchecked Sendable {
                 }
                 i += 1
                 report.sent += 1
+                sentTotal += 1
             }
         }
         report.seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -103,7 +106,13 @@ public final class PacedPublisher: MQTTClientDelegate, @unchecked Sendable {
         state.wait(until: .after(timeout), while: { $0.acked < count }, then: { $0.acked >= count })
     }
 
-    public func close() {
+    /// Waits, while the broker stays connected and for at most `drain` seconds, until
+    /// everything sent is acknowledged (QoS 1) or written (QoS 0), then disconnects. A
+    /// disconnect drops what libmosquitto still queues, so closing straight after a run
+    /// would lose its last messages.
+    public func close(drain: TimeInterval = 10) {
+        let sent = sentTotal
+        _ = state.wait(until: .after(drain), while: { $0.connected && $0.acked < sent }, then: { _ in () })
         client?.stop()
         client = nil
     }
