@@ -112,7 +112,7 @@ public final class PacedPublisher: MQTTClientDelegate, @unchecked Sendable {
     /// would lose its last messages.
     public func close(drain: TimeInterval = 10) {
         let sent = sentTotal
-        _ = state.wait(until: .after(drain), while: { $0.connected && $0.acked < sent }, then: { _ in () })
+        state.wait(until: .after(drain), while: { $0.connected && $0.acked < sent }, then: { _ in })
         client?.stop()
         client = nil
     }

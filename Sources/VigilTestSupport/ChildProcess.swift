@@ -3,12 +3,23 @@ import Foundation
 /// A child process started with `posix_spawn`, a clean signal mask and default signal
 /// handlers. (Foundation's `Process` passes on the parent's mask, and a test process has
 /// SIGTERM blocked, so a broker or daemon started that way could not be stopped.)
-/// `@unchecked Sendable`: `status` is written once, under `lock`; the rest is immutable.
+/// `@unchecked Sendable`: `status` and `usage` are written once, under `lock`; the rest is immutable.
 public final class ChildProcess: @unchecked Sendable {
-    // `status` is written once by `wait()` under `lock`; the rest is immutable.
+    // `status` and `usage` are written once when it is reaped, under `lock`; the rest is immutable.
     public let pid: pid_t
     private let lock = NSLock()
     private var status: Int32?
+    private var usage = rusage()
+
+    /// Bytes the child caused to be written to storage over its whole life (the kernel's
+    /// `write_bytes`, as `ru_oublock` in 512-byte blocks; tmpfs writes do not count), once
+    /// it has been reaped; nil before. Its own figure alone: a parent's /proc/self/io
+    /// would add everything else the parent and its other children wrote.
+    public var writtenBytes: Int64? {
+        lock.lock()
+        defer { lock.unlock() }
+        return status == nil ? nil : Int64(usage.ru_oublock) * 512
+    }
 
     /// Starts `executable` with `arguments`; stdout and stderr go to `outputPath` (appended), or /dev/null.
     public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, outputPath: String? = nil)
@@ -66,7 +77,7 @@ public final class ChildProcess: @unchecked Sendable {
         defer { lock.unlock() }
         if status != nil { return false }
         var st: Int32 = 0
-        let r = waitpid(pid, &st, WNOHANG)
+        let r = wait4(pid, &st, WNOHANG, &usage)
         if r == pid {
             status = st
             return false
@@ -81,7 +92,7 @@ public final class ChildProcess: @unchecked Sendable {
         defer { lock.unlock() }
         if status == nil {
             var st: Int32 = 0
-            while waitpid(pid, &st, 0) == -1 && errno == EINTR {}
+            while wait4(pid, &st, 0, &usage) == -1 && errno == EINTR {}
             status = st
         }
         return Self.exitCode(status!)

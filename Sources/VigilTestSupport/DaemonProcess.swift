@@ -137,9 +137,14 @@ public final class DaemonProcess: @unchecked Sendable {
         guard let p = process else { return 0 }
         p.signal(SIGTERM)
         let status = p.wait()
+        lastWrittenBytes = p.writtenBytes
         process = nil
         return status
     }
+
+    /// What the last run that `stop()` ended wrote to storage over its whole life (see
+    /// `ChildProcess.writtenBytes`).
+    public private(set) var lastWrittenBytes: Int64?
 
     /// SIGKILL: a crash, with no chance to commit.
     public func kill() {

@@ -8,8 +8,9 @@ import VigilTestSupport
 /// stops; the measured run starts on that buffer, and its figures run from a few
 /// seconds after its start (`live`) to the end of its clean stop (`total`, with its last
 /// flush and a checkpoint of everything the run wrote, which in the long run happens at
-/// 4 MiB of WAL or every 30 minutes), taken from this process's own /proc/self/io, to which the kernel adds a
-/// child's counts when it is reaped.
+/// 4 MiB of WAL or every 30 minutes): the daemon's own count at its exit, from `wait4`'s
+/// rusage (this process's /proc/self/io would add the bench's own writes, and those of
+/// every `vigil status` it ran).
 enum WritesBench {
     struct Row {
         /// Readings per second (0: idle).
@@ -62,7 +63,6 @@ enum WritesBench {
         let warm = try publish(broker, topics, rate: max(rate, Double(topics.count) / 5), seconds: 10)
         _ = eventually(timeout: 10) { daemon.storedCount() >= Int64(warm) }
         daemon.stop()
-        let before = ProcStat.writeBytes(getpid())
         try daemon.start()
         Thread.sleep(forTimeInterval: 3)
         let pid = daemon.pid!
@@ -70,7 +70,7 @@ enum WritesBench {
         let sent = try publish(broker, topics, rate: rate, seconds: seconds, first: warm)
         let live = ProcStat.writeBytes(pid) - atStart
         daemon.stop()
-        let total = ProcStat.writeBytes(getpid()) - before - atStart
+        let total = Double(daemon.lastWrittenBytes ?? 0) - atStart
         return Row(rate: rate, seconds: seconds, readings: sent, live: max(0, live), total: max(0, total))
     }
 
