@@ -35,6 +35,9 @@ enum CrashFault {
         // may reach the publisher a few milliseconds later.
         var killedAt: [Int] = []
         var recoveries: [Double] = []
+        // Seconds from each start (subscribed) to its kill: a loss above the window says when it came.
+        var upFor: [Double] = []
+        var startedAt = Date()
         for cycle in 1...cycles {
             usleep(UInt32.random(in: 300_000...1_200_000, using: &rng))
             switch cycle % 4 {
@@ -43,6 +46,7 @@ enum CrashFault {
             default: break
             }
             daemon.kill()
+            upFor.append(Date().timeIntervalSince(startedAt))
             usleep(200_000)
             killedAt.append(publisher.publisher.acknowledged)
             // Nothing writes the buffer now: check it as a restart would find it.
@@ -57,6 +61,7 @@ enum CrashFault {
             }
             let started = Date()
             try daemon.start()
+            startedAt = Date()
             recoveries.append(Date().timeIntervalSince(started))
         }
         if !upstream.isRunning { try upstream.start() }
@@ -67,15 +72,28 @@ enum CrashFault {
         // Readings: each one missing is charged to the first crash after it was sent.
         let counts = try storedValueCounts(daemon)
         var lostPerCrash = [Int](repeating: 0, count: cycles)
+        var lostValues = [[Int]](repeating: [], count: cycles)
         var lostAfterLastCrash = 0
         for v in 0..<sent where counts[v] == nil {
-            if let c = killedAt.firstIndex(where: { v < $0 }) { lostPerCrash[c] += 1 } else { lostAfterLastCrash += 1 }
+            if let c = killedAt.firstIndex(where: { v < $0 }) {
+                lostPerCrash[c] += 1
+                lostValues[c].append(v)
+            } else {
+                lostAfterLastCrash += 1
+            }
         }
         let doubled = counts.values.filter { $0 > 1 }.count
         let window = UncommittedWindow.readings(rate: rate, commitInterval: 0.005)
         let worst = lostPerCrash.max() ?? 0
         let total = lostPerCrash.reduce(0, +)
         if worst > window { result.failures.append("a crash lost \(worst) readings, more than the documented window of \(window)") }
+        for c in 0..<cycles where lostPerCrash[c] > window / 2 {
+            // Where the lost readings sit: just before the kill (the window), or earlier.
+            let values = lostValues[c]
+            print(
+                "  crash \(c + 1): lost \(values.count), readings \(values.first!)...\(values.last!), the last acknowledged before the kill "
+                    + "\(killedAt[c] - 1); killed \(ms(upFor[c])) after it was up")
+        }
         if lostAfterLastCrash > 0 { result.failures.append("\(lostAfterLastCrash) readings sent after the last crash were not stored") }
         if doubled > 0 { result.failures.append("\(doubled) readings stored more than once") }
         result.readingsLost = "\(total) of \(sent) (at most \(worst) per crash; window \(window))"
