@@ -307,6 +307,49 @@ public final class Buffer: @unchecked Sendable {
         return moved
     }
 
+    /// A step of a flush, for when the hot tier holds more than `limit` readings: moving
+    /// them all at once would hold the ingest thread (and what arrives meanwhile waits in
+    /// the inbox, acknowledged and not yet committed) for as long as that takes. The first
+    /// `limit` readings in key order are copied into flash in a transaction of their own,
+    /// then deleted from the hot tier; `flush` moves the rest (and the counters) when at
+    /// most `limit` are left. A crash between the two copies them again at the next start,
+    /// which stores them once (the readings' primary key); a reader meanwhile finds the
+    /// oldest hot reading in flash and counts the overlap once (see `BufferReader`).
+    /// Readings that arrive between steps go to the hot tier as always.
+    /// - Returns: the readings moved, nil when there were at most `limit` (nothing done:
+    ///   call `flush`).
+    public func flushStep(limit: Int) throws(SQLiteError) -> Int? {
+        guard let hot = tiers.hot, let (moved, last) = try copyStep(limit: limit) else { return nil }
+        try hot.deleteReadings(through: last)
+        return moved
+    }
+
+    /// The first half of a step: the copy into flash, committed. Until the second half,
+    /// the hot tier's oldest readings are in both tiers.
+    func copyStep(limit: Int) throws(SQLiteError) -> (moved: Int, last: (ts: Int64, seriesID: Int64, value: Double))? {
+        guard let hot = tiers.hot else { return nil }
+        if inTransaction { try commit() }
+        let rows = try hot.firstReadings(limit + 1)
+        guard rows.count > limit else { return nil }
+        let step = Array(rows.prefix(limit))
+        tiers.flushing = true
+        // Not fsynced: the flush's last commit fsyncs the WAL with every step's frames in it,
+        // so a power cut still loses at most what the hot tier held since the last flush.
+        try db.execute("PRAGMA synchronous = NORMAL")
+        defer {
+            tiers.flushing = false
+            try? db.execute("PRAGMA synchronous = FULL")
+        }
+        do {
+            let moved = try readings.copyToFlash(step)
+            try commit()
+            return (moved, step[limit - 1])
+        } catch {
+            rollback()
+            throw error
+        }
+    }
+
     /// The clean stop: the last flush with what `body` writes, and a mark that the hot
     /// tier is empty.
     public func close(_ body: (Transaction) throws(SQLiteError) -> Void) throws(SQLiteError) {

@@ -66,6 +66,43 @@ public final class BufferReader {
         try self.init(path: options.databasePath, hotPath: options.hotPath)
     }
 
+    /// The readings of both tiers with `condition` (over `ts`), each once, as one SELECT;
+    /// for a read transaction the caller has begun, which this starts on the hot tier: its
+    /// snapshot is then no newer than flash's, so a flash snapshot from before a flush
+    /// never meets a hot tier emptied by it.
+    ///
+    /// Between a flush's (or a flush step's) flash commit and the deletion from the hot
+    /// tier, the hot tier's oldest readings are in flash too; at other times the tiers hold
+    /// different readings. So the oldest hot reading, looked up in flash, says whether they
+    /// overlap: if so and the newest is there too (a whole flush), the hot tier is left
+    /// out; if only a part is (a step), the hot readings that flash holds are. UNION would
+    /// do the same at every read, at eight times the cost.
+    private func readingsOfBothTiers(where condition: String) throws(SQLiteError) -> String {
+        let flash = "SELECT ts, series_id, value FROM main.readings WHERE \(condition)"
+        guard hasHot else { return flash }
+        guard let oldest = try hotReading(newest: false), try inFlash(oldest) else {
+            return flash + " UNION ALL SELECT ts, series_id, value FROM hot.readings WHERE \(condition)"
+        }
+        if let newest = try hotReading(newest: true), try inFlash(newest) { return flash }
+        return flash
+            + " UNION ALL SELECT ts, series_id, value FROM hot.readings h WHERE \(condition) AND NOT EXISTS"
+            + " (SELECT 1 FROM main.readings m WHERE m.ts = h.ts AND m.series_id = h.series_id AND m.value = h.value)"
+    }
+
+    private func hotReading(newest: Bool) throws(SQLiteError) -> (Int64, Int64, Double)? {
+        let order = newest ? "ts DESC, series_id DESC, value DESC" : "ts, series_id, value"
+        let stmt = try db.prepare("SELECT ts, series_id, value FROM hot.readings ORDER BY \(order) LIMIT 1")
+        return try stmt.step() ? (stmt.int(0), stmt.int(1), stmt.double(2)) : nil
+    }
+
+    private func inFlash(_ r: (Int64, Int64, Double)) throws(SQLiteError) -> Bool {
+        let stmt = try db.prepare("SELECT 1 FROM main.readings WHERE ts = ? AND series_id = ? AND value = ?")
+        stmt.bind(1, r.0)
+        stmt.bind(2, r.1)
+        stmt.bind(3, r.2)
+        return try stmt.step()
+    }
+
     /// `table`, or its union with the hot tier's.
     private func both(_ columns: String, _ table: String) -> String {
         hasHot ? "(SELECT \(columns) FROM main.\(table) UNION ALL SELECT \(columns) FROM hot.\(table))" : "main.\(table)"
@@ -99,8 +136,10 @@ public final class BufferReader {
             wanted[s.id] = (s.key.path, s.unit)
         }
         guard !wanted.isEmpty else { return }
+        try db.execute("BEGIN")
+        defer { try? db.execute("COMMIT") }
         let stmt = try db.prepare(
-            "SELECT ts, series_id, value FROM \(both("ts, series_id, value", "readings")) WHERE ts >= ? AND ts < ? ORDER BY ts, series_id")
+            "SELECT ts, series_id, value FROM (\(try readingsOfBothTiers(where: "ts >= ?1 AND ts < ?2"))) ORDER BY ts, series_id")
         stmt.bind(1, since?.micros ?? Int64.min)
         stmt.bind(2, until?.micros ?? Int64.max)
         while try stmt.step() {
@@ -189,29 +228,11 @@ extension BufferReader {
     public func bucketed(since: Timestamp, until: Timestamp, bucket: Int64, limit: Int = .max, _ body: (Bucket) -> Void)
         throws(SQLiteError) -> Int
     {
-        // Between a flush's flash commit and the emptying of the hot tier every hot reading
-        // is in flash too (at other times the tiers hold different readings): then the hot
-        // tier is left out, so that each reading counts once. UNION would do the same at
-        // eight times the cost. One read transaction, the hot tier read first: its snapshot
-        // is then no newer than flash's, so a flash snapshot from before a flush never meets a
-        // hot tier emptied by it.
         try db.execute("BEGIN")
         defer { try? db.execute("COMMIT") }
-        var withHot = hasHot
-        if hasHot {
-            let newest = try db.prepare("SELECT ts, series_id, value FROM hot.readings ORDER BY ts DESC, series_id DESC, value DESC LIMIT 1")
-            if try newest.step() {
-                let inFlash = try db.prepare("SELECT 1 FROM main.readings WHERE ts = ? AND series_id = ? AND value = ?")
-                inFlash.bind(1, newest.int(0))
-                inFlash.bind(2, newest.int(1))
-                inFlash.bind(3, newest.double(2))
-                if try inFlash.step() { withHot = false }
-            }
-        }
         // Newest first along the key (a merge of the two tiers' key order, no sort), at most `limit`.
-        let span = "SELECT ts, series_id, value FROM main.readings WHERE ts >= ?2 AND ts < ?3"
         let newest =
-            (withHot ? span + " UNION ALL SELECT ts, series_id, value FROM hot.readings WHERE ts >= ?2 AND ts < ?3" : span)
+            try readingsOfBothTiers(where: "ts >= ?2 AND ts < ?3")
             + " ORDER BY ts DESC LIMIT ?4"
         // A bare column beside max() takes the values of the row with the max (SQLite's rule).
         let stmt = try db.prepare(

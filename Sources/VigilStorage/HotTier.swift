@@ -140,6 +140,33 @@ final class HotTier {
     /// Bytes of the tier's file in use.
     func usedBytes() throws(SQLiteError) -> Int64 { try db.usedBytes() }
 
+    /// The first `limit` readings in key order.
+    func firstReadings(_ limit: Int) throws(SQLiteError) -> [(ts: Int64, seriesID: Int64, value: Double)] {
+        let stmt = try db.prepare("SELECT ts, series_id, value FROM readings ORDER BY ts, series_id, value LIMIT ?")
+        stmt.bind(1, Int64(limit))
+        var out: [(ts: Int64, seriesID: Int64, value: Double)] = []
+        out.reserveCapacity(limit)
+        while try stmt.step() { out.append((stmt.int(0), stmt.int(1), stmt.double(2))) }
+        return out
+    }
+
+    /// Deletes the readings up to and with the key `(ts, seriesID, value)`, in a
+    /// transaction of its own: the part of the tier that a step of a flush has moved.
+    func deleteReadings(through last: (ts: Int64, seriesID: Int64, value: Double)) throws(SQLiteError) {
+        try conn.begin()
+        do {
+            let stmt = try db.prepare("DELETE FROM readings WHERE (ts, series_id, value) <= (?, ?, ?)")
+            stmt.bind(1, last.ts)
+            stmt.bind(2, last.seriesID)
+            stmt.bind(3, last.value)
+            try stmt.run()
+            try conn.commit()
+        } catch {
+            conn.rollback()
+            throw error
+        }
+    }
+
     /// Every reading, in key order.
     func forEachReading(_ body: (Int64, Int64, Double) throws(SQLiteError) -> Void) throws(SQLiteError) {
         let stmt = try db.prepare("SELECT ts, series_id, value FROM readings ORDER BY ts, series_id, value")

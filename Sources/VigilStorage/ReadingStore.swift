@@ -178,19 +178,40 @@ public final class ReadingStore: TransactionParticipant {
     /// - Returns: how many were new to flash.
     func moveFromHot(_ hot: HotTier) throws(SQLiteError) -> Int {
         var moved = 0
-        var byID: [Int64: SeriesKey] = [:]
-        for (k, e) in series { byID[e.id] = k }
+        let byID = seriesByID()
         try hot.forEachReading { ts, id, v throws(SQLiteError) in
-            if try insertFlash(ts: ts, seriesID: id, value: v) { moved += 1 }
-            // What a crash left is news to the series' last-seen times too (a stale rule reads them).
-            if let key = byID[id], var e = series[key], ts >= e.lastSeen {
-                e.lastSeen = ts
-                e.lastValue = v
-                e.dirty = true
-                series[key] = e
-            }
+            if try moveToFlash(ts: ts, seriesID: id, value: v, byID) { moved += 1 }
         }
         return moved
+    }
+
+    /// Copies `rows` (from the hot tier) into the open flash transaction.
+    /// - Returns: the readings flash did not hold yet.
+    func copyToFlash(_ rows: [(ts: Int64, seriesID: Int64, value: Double)]) throws(SQLiteError) -> Int {
+        let byID = seriesByID()
+        var moved = 0
+        for r in rows {
+            if try moveToFlash(ts: r.ts, seriesID: r.seriesID, value: r.value, byID) { moved += 1 }
+        }
+        return moved
+    }
+
+    private func seriesByID() -> [Int64: SeriesKey] {
+        var byID: [Int64: SeriesKey] = [:]
+        for (k, e) in series { byID[e.id] = k }
+        return byID
+    }
+
+    private func moveToFlash(ts: Int64, seriesID id: Int64, value v: Double, _ byID: [Int64: SeriesKey]) throws(SQLiteError) -> Bool {
+        let new = try insertFlash(ts: ts, seriesID: id, value: v)
+        // What a crash left is news to the series' last-seen times too (a stale rule reads them).
+        if let key = byID[id], var e = series[key], ts >= e.lastSeen {
+            e.lastSeen = ts
+            e.lastValue = v
+            e.dirty = true
+            series[key] = e
+        }
+        return new
     }
 
     /// Readings from `since` on, in time order, with their series ids: what rebuilds rule

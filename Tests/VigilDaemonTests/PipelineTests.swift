@@ -187,6 +187,28 @@ extension PipelineTests {
         #expect(try flash.scalarInt("SELECT count(*) FROM readings") == 2)
         #expect(rig.pipeline.stats.flushes == 1 && rig.pipeline.stats.flushedReadings == 2)
     }
+
+    /// A flush of more than a step's readings goes a step per call (the loop takes the
+    /// inbox in between); a batch that comes in between goes to the hot tier and moves with
+    /// the last step, which counts the flush.
+    @Test func aLargeFlushGoesInSteps() throws {
+        let rig = try PipelineRig(rules: Self.rules, hot: true)
+        let step = IngestPipeline.flushStepReadings
+        let n = step * 2 + 500
+        rig.receive((0..<n).map { ("energy/s1/m\($0 % 10)/voltage", "{\"value\": 230, \"ts\": \(1_800_000_000 + Double($0) / 1000)}") })
+        let flash = try SQLiteDatabase(path: rig.buffer.options.databasePath, readOnly: true)
+        rig.pipeline.flush()
+        #expect(try flash.scalarInt("SELECT count(*) FROM readings") == Int64(step))
+        #expect(rig.pipeline.stats.flushes == 0)
+        // A late reading, older than all that moved: it waits in the hot tier for the next step.
+        rig.receive([("energy/s1/m1/voltage", "{\"value\": 231, \"ts\": 1799999999}")])
+        rig.pipeline.flush()
+        #expect(try flash.scalarInt("SELECT count(*) FROM readings") == Int64(2 * step))
+        rig.pipeline.flush()
+        #expect(try flash.scalarInt("SELECT count(*) FROM readings") == Int64(n + 1))
+        #expect(rig.pipeline.stats.flushes == 1 && rig.pipeline.stats.flushedReadings == UInt64(n + 1))
+        #expect(try rig.buffer.tiers.hot!.rowCount() == 0)
+    }
 }
 
 extension PipelineRig {

@@ -170,7 +170,46 @@ struct HotTierTests {
         #expect(try b.tiers.hot!.isEmpty())
     }
 
-    /// `durability: full` has no hot tier: every commit is on flash.
+    /// A flush of a large hot tier goes in steps of a bounded number of readings, each a
+    /// flash commit and then a deletion from the hot tier; a reading that arrives between
+    /// steps (a late one, older than what was moved) waits for the next. Between a step's
+    /// commit and its deletion the oldest hot readings are in both tiers: the reader's
+    /// export and its buckets count each reading once all the same.
+    @Test func aFlushInStepsMovesEachReadingOnceAndReadersCountItOnce() throws {
+        let dir = TemporaryDirectory()
+        let o = options(dir)
+        let b = try Buffer(options: o)
+        try commitReadings(b, 0..<5000)
+        let reader = try BufferReader(options: o)
+        func seenOnce(_ expected: Int, _ when: String) throws {
+            var values: [Double: Int] = [:]
+            try reader.readings(matching: nil) { values[$0.value, default: 0] += 1 }
+            #expect(values.count == expected && values.values.allSatisfy { $0 == 1 }, "export \(when)")
+            var counted = 0
+            try reader.bucketed(since: t0.adding(.seconds(-10)), until: t0.adding(.seconds(10)), bucket: 1_000_000) { counted += $0.count }
+            #expect(counted == expected, "buckets \(when)")
+        }
+        let (moved, last) = try #require(try b.copyStep(limit: 2048))
+        #expect(moved == 2048 && last.ts == t0.adding(.milliseconds(2047)).micros)
+        #expect(try flashCount(o) == 2048 && b.tiers.hot!.rowCount() == 5000)
+        try seenOnce(5000, "between a step's commit and its deletion")
+        try b.tiers.hot!.deleteReadings(through: last)
+        #expect(try b.tiers.hot!.rowCount() == 5000 - 2048)
+        try seenOnce(5000, "after a step")
+        // A late reading, older than all that moved: the next step takes it first.
+        try b.insertReading(reading("energy/s/d/m", -1, t0.adding(.seconds(-1))))
+        try b.commit()
+        #expect(try b.flushStep(limit: 2048) == 2048)
+        try seenOnce(5001, "after the second step")
+        #expect(try b.flushStep(limit: 2048) == nil)
+        #expect(try b.counters.stored(CounterName.hotFlushes) == 0)
+        #expect(try b.flush { _ throws(SQLiteError) in } == 5001 - 4096)
+        #expect(try flashCount(o) == 5001 && b.tiers.hot!.isEmpty())
+        #expect(try b.counters.stored(CounterName.hotFlushes) == 1)
+        #expect(try b.counters.stored(CounterName.readingsStored) == 5001)
+        try seenOnce(5001, "after the flush")
+    }
+
     /// A reader in the middle of a read on the hot tier (an export, a page build) does not
     /// hold up a flush, which runs on the ingest thread: the WAL is given back at a later
     /// flush instead. (The checkpoint used to wait up to the 5 s busy timeout.)
@@ -194,6 +233,7 @@ struct HotTierTests {
         #expect(wal == 0)
     }
 
+    /// `durability: full` has no hot tier: every commit is on flash.
     @Test func durabilityFullWritesFlashAtEveryCommit() throws {
         let dir = TemporaryDirectory()
         var o = options(dir)

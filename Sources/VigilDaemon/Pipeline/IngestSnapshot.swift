@@ -61,6 +61,10 @@ public struct IngestSnapshot: Sendable {
     /// Flushes of the hot tier into flash, and the readings they moved.
     public var flushes: UInt64 = 0
     public var flushedReadings: UInt64 = 0
+    /// Seconds the flushes took, in all, and the longest the ingest thread spent in one
+    /// step (what arrives meanwhile waits in the inbox, acknowledged, not yet committed).
+    public var flushSeconds = 0.0
+    public var flushMaxSeconds = 0.0
     /// What this start found in the runtime directory.
     public var hotStart = HotTierStart.unused
     /// The pipeline has finished: everything received is committed.

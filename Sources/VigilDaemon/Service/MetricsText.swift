@@ -60,6 +60,12 @@ enum MetricsText {
         metric(
             "vigil_buffer_flushed_readings_total", "counter", "Readings the flushes moved into the flash-backed buffer.",
             [("", Double(s.flushedReadings))])
+        metric(
+            "vigil_buffer_flush_seconds_total", "counter",
+            "Time the flushes took, on the ingest thread (what arrives meanwhile waits in the inbox).", [("", s.flushSeconds)])
+        metric(
+            "vigil_buffer_flush_max_seconds", "gauge", "The longest the ingest thread spent at once on a flush (a step) since start.",
+            [("", s.flushMaxSeconds)])
         metric("vigil_ingest_paused", "gauge", "1 while ingest waits for disk space (buffer.min_free).", [("", s.diskPaused ? 1 : 0)])
         metric(
             "vigil_clock_offset_seconds", "gauge", "The wall clock minus vigil's time line (non-zero after a step while vigil runs).",

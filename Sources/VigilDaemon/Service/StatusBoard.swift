@@ -85,6 +85,9 @@ public struct HotTierStatus: Codable, Sendable, Equatable {
     public var inUse: Bool
     public var flushes: UInt64
     public var flushedReadings: UInt64
+    /// The longest the ingest thread spent at once on a flush (a step), in seconds (absent
+    /// in records written before flushes went in steps).
+    public var flushMaxSeconds: Double?
     /// What the start found: empty, moved N, lost, foreign N.
     public var atStart: String
 }
@@ -169,7 +172,7 @@ public final class StatusBoard: Sendable {
                 ? nil
                 : HotTierStatus(
                     bytes: s.hotBytes, inUse: s.hotInUse, flushes: s.flushes, flushedReadings: s.flushedReadings,
-                    atStart: Self.describe(s.hotStart)),
+                    flushMaxSeconds: s.flushMaxSeconds, atStart: Self.describe(s.hotStart)),
             http: http.withLock { $0 }?(),
             hj212: hj212.withLock { $0 }?(),
             stoppedAt: s.stopped ? now.rfc3339 : nil)
