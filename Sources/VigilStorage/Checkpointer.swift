@@ -8,11 +8,14 @@ import Synchronization
 ///   for the handover to that thread only.
 public final class Checkpointer: @unchecked Sendable {
     let db: SQLiteDatabase
+    /// The buffer's page size: a WAL frame holds one page.
+    public let pageSize: Int
 
     public init(options: BufferOptions) throws(SQLiteError) {
         db = try SQLiteDatabase(path: options.databasePath)
         db.setBusyTimeout(milliseconds: 100)
         try db.execute("PRAGMA synchronous = \(options.durability == .full ? "FULL" : "NORMAL")")
+        pageSize = Int(try db.scalarInt("PRAGMA page_size") ?? 4096)
     }
 
     /// A passive checkpoint: copies what it can without blocking the writer.

@@ -69,6 +69,28 @@ struct BufferTests {
         #expect(try BufferReader(options: BufferOptions(directory: dir.path)).counters()[CounterName.readingsDuplicate] == 1)
     }
 
+    /// A new buffer has 1 KiB pages (what a flush rewrites costs a quarter); a buffer made
+    /// with 4 KiB pages keeps them, and goes on working.
+    @Test func newBuffersHaveSmallPagesOldOnesKeepTheirs() throws {
+        let dir = TemporaryDirectory()
+        let w = try Buffer(options: BufferOptions(directory: dir.path))
+        _ = try w.transaction()
+        try w.insertReading(reading("energy/s/d/m", 1, t0))
+        try w.commit()
+        #expect(try w.db.scalarInt("PRAGMA page_size") == Int64(Buffer.pageSize) && Buffer.pageSize == 1024)
+        let old = TemporaryDirectory()
+        do {
+            let db = try SQLiteDatabase(path: BufferOptions(directory: old.path).databasePath)
+            try db.execute("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t(x)")
+        }
+        let b = try Buffer(options: BufferOptions(directory: old.path))
+        #expect(try b.db.scalarInt("PRAGMA page_size") == 4096)
+        _ = try b.transaction()
+        try b.insertReading(reading("energy/s/d/m", 2, t0))
+        try b.commit()
+        #expect(try allReadings(old).map(\.value) == [2])
+    }
+
     /// What is not committed is not there after a crash; what is committed is.
     @Test func uncommittedIsLostCommittedIsKept() throws {
         let dir = TemporaryDirectory()
