@@ -79,8 +79,9 @@ public final class MQTTClient: @unchecked Sendable {
             try check(
                 mosquitto_int_option(h, MOSQ_OPT_PROTOCOL_VERSION, Int32(MQTT_PROTOCOL_V311)), "protocol version")
             try check(mosquitto_int_option(h, MOSQ_OPT_TCP_NODELAY, 1), "TCP_NODELAY")
-            // 0 is libmosquitto's "no limit"; left unset, it would be 20.
-            try check(mosquitto_max_inflight_messages_set(h, UInt32(endpoint.maxInflight)), "max inflight")
+            if endpoint.maxInflight > 0 {
+                try check(mosquitto_max_inflight_messages_set(h, UInt32(endpoint.maxInflight)), "max inflight")
+            }
             if let user = endpoint.username {
                 try check(mosquitto_username_pw_set(h, user, endpoint.password), "username")
             }

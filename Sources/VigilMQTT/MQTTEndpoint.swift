@@ -46,7 +46,7 @@ public struct MQTTEndpoint: Sendable, Hashable {
     public var cleanSession = false
     public var reconnectMin: TimeSpan = .milliseconds(500)
     public var reconnectMax: TimeSpan = .seconds(30)
-    /// Unacknowledged QoS 1 publishes allowed at once (0: no limit).
+    /// Unacknowledged QoS 1 publishes allowed at once (0: libmosquitto's default, 20).
     public var maxInflight = 20
 
     public init(host: String, port: Int, clientID: String) {
