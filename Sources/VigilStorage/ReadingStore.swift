@@ -8,7 +8,8 @@ import VigilCore
 /// flash buffer; series are created in the flash buffer at once (their ids are what the
 /// readings refer to). The series are kept in memory (id, unit, last seen and last
 /// value), so an insert costs one statement; when each was last seen, and a unit that
-/// changed, are written once a minute with a flush, not with every reading.
+/// changed, are written every ten minutes with a flush and at a clean stop, not with
+/// every reading (a start finds what a crash left unwritten in the readings).
 ///
 /// - Important: the ingest thread's, like the `Buffer` that owns it.
 public final class ReadingStore: TransactionParticipant {
@@ -59,6 +60,27 @@ public final class ReadingStore: TransactionParticipant {
                 network: stmt.text(1) ?? "", site: stmt.text(2) ?? "", device: stmt.text(3) ?? "", metric: stmt.text(4) ?? "")
             series[key] = SeriesEntry(
                 id: stmt.int(0), unit: stmt.text(5), lastSeen: stmt.int(6), lastValue: stmt.double(7), dirty: false)
+        }
+        try recoverSeen()
+    }
+
+    /// Last-seen times reach flash every few minutes and at a clean stop; after a crash or
+    /// a power cut, the readings flushed since the last write are newer than every stored
+    /// time (a reading more than `limits.max_future` ahead is rejected, so the newest stored
+    /// time is about when it was written). Those readings set their series' times again. A
+    /// reading that came late, older than that newest time, is not looked for.
+    private func recoverSeen() throws(SQLiteError) {
+        guard let through = series.values.map(\.lastSeen).max() else { return }
+        let byID = seriesByID()
+        // SQLite takes `value` from the row that holds max(ts).
+        let stmt = try db.prepare("SELECT series_id, max(ts), value FROM readings WHERE ts > ? GROUP BY series_id")
+        stmt.bind(1, through)
+        while try stmt.step() {
+            guard let key = byID[stmt.int(0)], var e = series[key], stmt.int(1) > e.lastSeen else { continue }
+            e.lastSeen = stmt.int(1)
+            e.lastValue = stmt.double(2)
+            e.dirty = true
+            series[key] = e
         }
     }
 

@@ -109,6 +109,30 @@ struct BufferTests {
         #expect(w.readings.knownSeries.map(\.0.path) == ["energy/s/d/m"])
     }
 
+    /// Last-seen times are written every few minutes; a crash before the next write
+    /// leaves them behind the readings, and the next start reads them from there.
+    @Test func aCrashBeforeLastSeenIsWrittenIsMadeGoodFromTheReadings() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let w = try Buffer(options: BufferOptions(directory: dir.path))
+            _ = try w.transaction()
+            try w.insertReading(reading("energy/s/d/a", 1, t0))
+            try w.insertReading(reading("energy/s/d/b", 1, t0))
+            try w.commit()
+            for i in 1...3 {
+                _ = try w.transaction()
+                try w.insertReading(reading("energy/s/d/a", Double(i + 1), t0.adding(.seconds(Int64(60 * i)))))
+                try w.commit()
+            }
+            // Dropped without a flush of the last-seen times, as a crash would.
+        }
+        let w = try Buffer(options: BufferOptions(directory: dir.path))
+        let seen = Dictionary(uniqueKeysWithValues: w.readings.knownSeries.map { ($0.0.path, $0.1) })
+        #expect(seen["energy/s/d/a"] == t0.adding(.seconds(180)))
+        #expect(seen["energy/s/d/b"] == t0)
+        #expect(w.readings.hasUnwrittenSeen)
+    }
+
     @Test func rollbackForgetsNewSeries() throws {
         let dir = TemporaryDirectory()
         let w = try Buffer(options: BufferOptions(directory: dir.path))

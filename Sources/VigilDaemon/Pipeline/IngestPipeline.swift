@@ -43,7 +43,13 @@ public final class IngestPipeline: @unchecked Sendable {
     /// their readings, and never when a failed write rolled that batch back.
     private var pendingAnswers: [(connection: Int, bytes: [UInt8], failures: UInt64)] = []
     private var nextTick = 0.0
+    private var nextCountersWrite = 0.0
     private var nextSeenWrite = 0.0
+    /// How often a flush writes the counters to flash (until then they wait in the hot
+    /// tier, which a crash keeps), and when each series was last seen (a start after a
+    /// crash or power cut finds what came since in the readings; see `ReadingStore`).
+    static let countersWriteSeconds = 60.0
+    static let seenWriteSeconds = 600.0
     /// A flush is under way in steps (see `flush()`).
     private var flushing = false
     /// Readings a flush moves per step: about 4 ms of work on the ingest thread (a 2-core
@@ -216,8 +222,9 @@ public final class IngestPipeline: @unchecked Sendable {
     }
 
     /// Moves the hot tier into flash, with what waits for a flush: the rule timers that
-    /// changed without a transition; and once a minute when each series was last seen and
-    /// the counters (pages which every flush would write again).
+    /// changed without a transition; once a minute the counters, and every ten minutes when
+    /// each series was last seen (pages which every flush would write again: at 100 series
+    /// the last-seen times were 10 of a flush's 23 pages, once a minute).
     ///
     /// While the hot tier holds more than `flushStepReadings`, each call moves that many
     /// in a flash transaction of their own and returns: the loop takes the inbox in between,
@@ -240,10 +247,12 @@ public final class IngestPipeline: @unchecked Sendable {
         }
         flushing = false
         let now = clock.now()
+        let counters = mono >= nextCountersWrite
+        if counters { nextCountersWrite = mono + Self.countersWriteSeconds }
         let seen = mono >= nextSeenWrite
-        if seen { nextSeenWrite = mono + 60 }
+        if seen { nextSeenWrite = mono + Self.seenWriteSeconds }
         do {
-            let moved = try buffer.flush(counters: seen) { tx throws(SQLiteError) in
+            let moved = try buffer.flush(counters: counters) { tx throws(SQLiteError) in
                 if seen { try buffer.readings.flushSeriesSeen(tx) }
                 try rules.saveStates(now: now, buffer, all: true)
             }
