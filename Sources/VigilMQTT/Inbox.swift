@@ -83,6 +83,8 @@ public final class Inbox: Sendable {
         /// How many waiting messages wake the consumer before its deadline.
         var consumerWakeAt = 1
         var producerWaiting = false
+        /// `hold()`: the producer that pushes waits, whatever the room.
+        var held = false
         /// Messages of the second producer (`offer`) in `batch`.
         var offered = 0
         var offeredBytes = 0
@@ -116,7 +118,9 @@ public final class Inbox: Sendable {
         var blockedAt: UInt64 = 0
         let wakeConsumer = state.wait(
             while: { s in
-                guard !s.closed, s.isFull(adding: size, maxMessages: maxMessages, maxBytes: maxBytes) else { return false }
+                guard !s.closed, s.held || s.isFull(adding: size, maxMessages: maxMessages, maxBytes: maxBytes) else {
+                    return false
+                }
                 if blockedAt == 0 {
                     s.producerWaiting = true
                     s.blockedCount += 1
@@ -192,6 +196,17 @@ public final class Inbox: Sendable {
         return got
     }
 
+    /// Holds the producer that `push`es (the MQTT network thread) at its next message, as
+    /// a full inbox does, until `release()`: libmosquitto then reads no further, and
+    /// acknowledges nothing more, while ingest is in an fsync. `offer` is not held.
+    public func hold() {
+        state.withLock { $0.held = true }
+    }
+
+    public func release() {
+        state.withLockBroadcasting { $0.held = false }
+    }
+
     /// Wakes a waiting consumer without a message (to make it look at the clock or stop).
     public func wake() {
         state.broadcast()
@@ -211,7 +226,8 @@ public final class Inbox: Sendable {
     /// Messages waiting now.
     public var depth: Int { state.withLock { $0.batch.count } }
 
-    /// How often and how long the MQTT network thread was held back because ingest was behind.
+    /// How often and how long the MQTT network thread was held back: ingest was behind, or
+    /// in an fsync (`hold`).
     public var backPressure: (count: UInt64, seconds: Double, pushed: UInt64) {
         state.withLock { ($0.blockedCount, Double($0.blockedNanos) / 1e9, $0.pushed) }
     }

@@ -84,7 +84,9 @@ extension Buffer {
         // Not fsynced: the flush's last commit fsyncs the WAL with every step's frames in it,
         // so a power cut still loses at most what the hot tier held since the last flush.
         try db.execute("PRAGMA synchronous = NORMAL")
+        stepping = true
         defer {
+            stepping = false
             tiers.flushing = false
             try? db.execute("PRAGMA synchronous = FULL")
         }

@@ -126,6 +126,14 @@ public final class Buffer: @unchecked Sendable {
     public let walFrames: WALFrames
     /// The page size of a new buffer.
     public static let pageSize = 1024
+    /// Called before and after a flash commit that is fsynced while a hot tier takes the
+    /// batches (a flush's last step, an alert's transition, a closed window, a new series):
+    /// the ingest side holds the MQTT network thread meanwhile (`Inbox.hold`), because what
+    /// libmosquitto acknowledges during an fsync (well over 10 ms on a busy or an SD card)
+    /// is what a crash then can lose. Steps of a flush are not fsynced and not held.
+    public var flashSyncGate: (hold: @Sendable () -> Void, release: @Sendable () -> Void)?
+    /// A step of a flush is committing (with `synchronous = NORMAL`).
+    var stepping = false
 
     /// Opens or creates the buffer in `options.directory`, migrating its schema, and the
     /// hot tier in `options.runtimeDirectory` (which must exist), moving into flash what a
@@ -241,6 +249,9 @@ public final class Buffer: @unchecked Sendable {
 
     private func writeAndCommit(_ tx: Transaction) throws(SQLiteError) {
         for p in participants { try p.willCommit(tx) }
+        let gate = options.usesHotTier && tiers.cold.inTransaction && !stepping ? flashSyncGate : nil
+        gate?.hold()
+        defer { gate?.release() }
         try tiers.cold.commit()
         try tiers.hot?.conn.commit()
     }

@@ -79,6 +79,30 @@ struct InboxTests {
         #expect(bp.count >= 1 && bp.pushed == 10 && bp.seconds > 0)
     }
 
+    /// While held (ingest in an fsync), the network thread waits at its next message,
+    /// however much room there is, and goes on at the release; nothing is dropped.
+    @Test func aHoldStopsThePushesUntilReleased() {
+        let inbox = Inbox(maxMessages: 100)
+        inbox.hold()
+        let pushed = Atomic<Int>(0)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            for i in 0..<3 {
+                inbox.push("t", "\(i)")
+                pushed.add(1, ordering: .relaxed)
+            }
+            done.signal()
+        }.start()
+        #expect(eventually { inbox.producerIsWaiting })
+        #expect(pushed.load(ordering: .relaxed) == 0 && inbox.depth == 0)
+        inbox.release()
+        #expect(done.wait(timeout: .now() + 5) == .success)
+        var batch = MessageBatch()
+        #expect(inbox.take(into: &batch, deadline: .after(1)))
+        #expect(batch.messages.map(\.1) == ["0", "1", "2"])
+        #expect(inbox.backPressure.count == 1)
+    }
+
     /// A message larger than the byte bound still goes into an empty inbox.
     @Test func oversizeMessageIntoAnEmptyInbox() {
         let inbox = Inbox(maxMessages: 10, maxBytes: 8)

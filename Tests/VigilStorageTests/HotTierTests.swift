@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import VigilCore
 import VigilTestSupport
@@ -208,6 +209,24 @@ struct HotTierTests {
         #expect(try b.counters.stored(CounterName.hotFlushes) == 1)
         #expect(try b.counters.stored(CounterName.readingsStored) == 5001)
         try seenOnce(5001, "after the flush")
+    }
+
+    /// A flash commit that is fsynced (a new series, the last part of a flush) is held
+    /// by the gate; a batch into the hot tier and an unsynced step of a flush are not.
+    @Test func theGateHoldsFsyncedFlashCommitsOnly() throws {
+        let dir = TemporaryDirectory()
+        let b = try Buffer(options: options(dir))
+        let holds = Mutex<[String]>([])
+        b.flashSyncGate = (hold: { holds.withLock { $0.append("hold") } }, release: { holds.withLock { $0.append("release") } })
+        try commitReadings(b, 0..<10)
+        #expect(holds.withLock { $0 } == ["hold", "release"], "a new series is a flash commit")
+        holds.withLock { $0.removeAll() }
+        try commitReadings(b, 10..<3000)
+        #expect(holds.withLock { $0 }.isEmpty, "batches go to the hot tier")
+        #expect(try b.flushStep(limit: 1024) == 1024)
+        #expect(holds.withLock { $0 }.isEmpty, "a step is not fsynced")
+        #expect(try b.flush { _ throws(SQLiteError) in } == 3000 - 1024)
+        #expect(holds.withLock { $0 } == ["hold", "release"])
     }
 
     /// A reader in the middle of a read on the hot tier (an export, a page build) does not

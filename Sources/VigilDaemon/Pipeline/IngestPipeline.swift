@@ -83,6 +83,7 @@ public final class IngestPipeline: @unchecked Sendable {
     ) {
         self.inbox = inbox
         self.buffer = buffer
+        buffer.flashSyncGate = (hold: { [inbox] in inbox.hold() }, release: { [inbox] in inbox.release() })
         self.clock = clock
         self.status = status
         self.logger = logger
