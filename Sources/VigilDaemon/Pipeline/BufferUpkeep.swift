@@ -2,8 +2,8 @@ import Logging
 import VigilCore
 import VigilStorage
 
-/// The buffer's upkeep between batches: the status record each second (in the runtime
-/// directory), a flush of the hot tier into flash every `flush_interval`, and a bounded
+/// The buffer's upkeep between batches: when the status record is due (each second; see
+/// `StatusWriter`), a flush of the hot tier into flash every `flush_interval`, and a bounded
 /// step of retention and `max_size` every two seconds (or at once again while there is
 /// more to do), which writes flash only when there is something to delete.
 struct BufferUpkeep {
@@ -14,7 +14,6 @@ struct BufferUpkeep {
     private var nextFlush: Double
     private var nextMaintenance = 0.0
     private var nextRoomCheck = 0.0
-    private var statusFailing = false
 
     init(buffer: Buffer, runtimeDir: String, logger: Logger) {
         self.buffer = buffer
@@ -28,22 +27,6 @@ struct BufferUpkeep {
         guard now >= nextStatusWrite else { return false }
         nextStatusWrite = now + 1
         return true
-    }
-
-    /// Writes the status record `vigil status` reads. A failed write is retried a second later.
-    mutating func writeStatus(_ json: String) {
-        do {
-            try StatusFile.write(json, runtimeDir: runtimeDir)
-            if statusFailing {
-                statusFailing = false
-                logger.notice("the status record is written again", metadata: ["runtime_dir": "\(runtimeDir)"])
-            }
-        } catch {
-            if !statusFailing {
-                logger.warning("cannot write the status record", metadata: ["runtime_dir": "\(runtimeDir)", "error": "\(error)"])
-            }
-            statusFailing = true
-        }
     }
 
     /// Whether the hot tier is due for a flush: `flush_interval` since the last, or it

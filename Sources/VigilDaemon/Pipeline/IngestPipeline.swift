@@ -32,6 +32,7 @@ public final class IngestPipeline: @unchecked Sendable {
     /// Windows and outbox, when an upstream is configured.
     var upstream: UpstreamStages?
     var upkeep: BufferUpkeep
+    private let statusWriter: StatusWriter
     private let reloads = Mutex<Reload?>(nil)
     private let published = Mutex(IngestSnapshot())
     /// The counters as the ingest thread keeps them; `publish()` copies them out.
@@ -99,6 +100,7 @@ public final class IngestPipeline: @unchecked Sendable {
                 outbox: OutboxStage(settings: outbox, link: link, buffer: buffer))
         }
         upkeep = BufferUpkeep(buffer: buffer, runtimeDir: runtimeDir, logger: logger)
+        statusWriter = StatusWriter(runtimeDir: runtimeDir, logger: logger)
         readings.reserveCapacity(64)
     }
 
@@ -358,9 +360,10 @@ public final class IngestPipeline: @unchecked Sendable {
         }
     }
 
-    /// The status record `vigil status` reads (a failed write is retried a second later).
+    /// The status record `vigil status` reads, encoded and written on `statusWriter`'s queue.
     func writeStatus() {
-        upkeep.writeStatus(status.json(ingest: stats, inboxDepth: inbox.depth, backPressure: inbox.backPressure))
+        let (snapshot, depth, backPressure, status) = (stats, inbox.depth, inbox.backPressure, status)
+        statusWriter.write { status.json(ingest: snapshot, inboxDepth: depth, backPressure: backPressure) }
     }
 
     /// The last commit and flush: acknowledgements, series last seen, rule timers, the hot
@@ -379,7 +382,7 @@ public final class IngestPipeline: @unchecked Sendable {
             logger.error("final commit failed: \(error)")
         }
         publish()
-        writeStatus()
+        statusWriter.writeLast(status.json(ingest: stats, inboxDepth: inbox.depth, backPressure: inbox.backPressure))
     }
 }
 
