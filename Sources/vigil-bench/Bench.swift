@@ -57,7 +57,7 @@ struct Bench {
             useSiblingDaemon()
             let broker = try Broker()
             let topics = (0..<100).map { "energy/site-\($0 % 10)/meter-\($0)/voltage" }
-            let rows = try WritesBench.run(broker: broker, topics: topics, rates: [30], seconds: 1500)
+            let rows = [try WritesBench.measure(broker: broker, topics: topics, rate: 30, seconds: 1500)]
             print(WritesBench.table(rows, saturation: nil))
             exit(0)
         }
