@@ -49,6 +49,7 @@ struct Bench {
                 broker: broker, topics: topics, rates: [0, 1, 30, 300, 3000], seconds: args.contains("--quick") ? 20 : 60)
             print(WritesBench.table(rows, saturation: nil))
             print(UplinkBench.table(UplinkBench.run()))
+            broker.stop()
             exit(0)
         }
         // 30 readings/s for 25 minutes, long enough for the WAL to reach its 4 MiB checkpoint
@@ -59,6 +60,7 @@ struct Bench {
             let topics = (0..<100).map { "energy/site-\($0 % 10)/meter-\($0)/voltage" }
             let rows = [try WritesBench.measure(broker: broker, topics: topics, rate: 30, seconds: 1500)]
             print(WritesBench.table(rows, saturation: nil))
+            broker.stop()
             exit(0)
         }
         // Ingest at saturation with the page polled every second, and without: `vigil-bench --page`.
@@ -76,6 +78,7 @@ struct Bench {
             print("")
             print(PageBench.table(sides, paced: paced))
             print("load average after: \(loadAverage())")
+            broker.stop()
             exit(0)
         }
         let quick = args.contains("--quick")

@@ -109,6 +109,29 @@ struct BufferTests {
         #expect(w.readings.knownSeries.map(\.0.path) == ["energy/s/d/m"])
     }
 
+    /// The last close checkpoints and keeps the -wal (truncated to nothing) and -shm files
+    /// rather than deleting them: a clean stop writes its commit and checkpoint alone. The
+    /// database file holds every reading without them.
+    @Test func aCloseKeepsAnEmptyWALAndTheDatabaseHoldsEverything() throws {
+        let dir = TemporaryDirectory()
+        let options = BufferOptions(directory: dir.path)
+        do {
+            let w = try Buffer(options: options)
+            _ = try w.transaction()
+            try w.insertReading(reading("energy/s/d/m", 1, t0))
+            try w.insertReading(reading("energy/s/d/m", 2, t0.adding(.seconds(1))))
+            try w.commit()
+            let reader = try BufferReader(options: options)
+            #expect(try reader.counters()[CounterName.readingsStored] == 2)
+        }
+        let files = FileManager.default
+        #expect(files.fileExists(atPath: options.databasePath + "-shm"))
+        #expect((try files.attributesOfItem(atPath: options.databasePath + "-wal")[.size] as? Int) == 0)
+        let alone = TemporaryDirectory()
+        try files.copyItem(atPath: options.databasePath, toPath: BufferOptions(directory: alone.path).databasePath)
+        #expect(try allReadings(alone).map(\.value) == [1, 2])
+    }
+
     /// Last-seen times are written every few minutes; a crash before the next write
     /// leaves them behind the readings, and the next start reads them from there.
     @Test func aCrashBeforeLastSeenIsWrittenIsMadeGoodFromTheReadings() throws {

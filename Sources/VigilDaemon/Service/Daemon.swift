@@ -106,8 +106,10 @@ public final class Daemon: Sendable {
         let filters = config.subscriptions.map(\.filter.text)
         let previous = try buffer.meta.get(MetaKey.subscriptions)
         let stale = (previous?.split(separator: "\n").map(String.init) ?? []).filter { !filters.contains($0) }
-        try buffer.write { tx throws(SQLiteError) in
-            try buffer.meta.set(MetaKey.subscriptions, filters.joined(separator: "\n"), tx)
+        // Written when they change: a start writes to flash only what it must.
+        let joined = filters.joined(separator: "\n")
+        if previous != joined {
+            try buffer.write { tx throws(SQLiteError) in try buffer.meta.set(MetaKey.subscriptions, joined, tx) }
         }
         client = try MQTTClient(
             endpoint: endpoint, subscriptions: filters, staleSubscriptions: stale, qos: config.local.qos,
