@@ -230,6 +230,8 @@ struct RuleEngineTests {
         for trial in 0..<8 {
             let window = TimeSpan.seconds(Int64(10 + trial * 7))
             var w = SlidingWindow(window: window)
+            // Without the queues (a rule of another stat), min and max scan the slots: the same values.
+            var plain = SlidingWindow(window: window, extrema: false)
             var kept: [(Int64, Double)] = []
             var t: Int64 = 0
             for _ in 0..<1500 {
@@ -238,9 +240,13 @@ struct RuleEngineTests {
                 let at = late ? t - 500_000 : t
                 let v = Double(Int.random(in: -500...500, using: &rng))
                 w.add(v, at: Harness.at(Double(at) / 1e6))
+                plain.add(v, at: Harness.at(Double(at) / 1e6))
                 if late, let last = kept.last { kept.append((last.0, v)) } else { kept.append((at, v)) }
                 let now = Harness.at(Double(t) / 1e6)
                 w.expire(now: now)
+                plain.expire(now: now)
+                #expect(plain.value(.max) == w.value(.max))
+                #expect(plain.value(.min) == w.value(.min))
                 // A scan of the readings a slot-exact window would hold (slots are exact here
                 // when readings are sparser than the resolution; compare only then).
                 let edge = now.micros - Harness.t0.micros - window.micros

@@ -20,13 +20,13 @@ extension RuleEngine {
     /// One evaluation of a sliding-window rule, at `now`.
     func evaluate(_ i: Int, _ p: RulePlan, now: Timestamp, into out: inout [AlertTransition]) {
         let levels = levels(i, p, at: now.micros)
-        let primary = states[i].window.value(p.stat)
+        let primary = states[i].window.valueInPlace(p.stat)
         var values = SIMD4<Double>(repeating: primary ?? .nan)
         let e = Int(states[i].extra)
         if e >= 0 {
             for k in 0..<4 {
                 let w = Int(p.levelWindow[k])
-                if w > 0 { values[k] = extras[e].windows[w - 1].value(p.stat) ?? .nan }
+                if w > 0 { values[k] = extras[e].windows[w - 1].valueInPlace(p.stat) ?? .nan }
             }
         }
         judge(&states[i], p, levels, values, primary: primary, now: now, hold: p.hold, clear: p.clear, into: &out)

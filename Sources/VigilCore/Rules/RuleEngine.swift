@@ -11,35 +11,44 @@
 public final class RuleEngine {
     public let rules: [Rule]
 
+    /// The fields a reading or a wake touches come first, the ones only a transition reads
+    /// last: a state is a few cache lines, and most of the hot path's cost is their misses.
     struct State {
-        let rule: Int
         let plan: Int32
-        let series: SeriesKey
-        /// The rule's sliding window (empty for stale and calendar rules).
-        var window: SlidingWindow
         /// Indices into the side tables, -1 for none: the windows of levels with their own,
         /// the calendar window, the thresholds in force of a rule with a schedule, and the
         /// label of the calendar window judged last.
         var extra: Int32 = -1
         var calendar: Int32 = -1
         var inForce: Int32 = -1
-        var label: Int32 = -1
-        var level: AlertLevel?
-        var since: Timestamp?
-        /// Per level (raw value - 1): since when its raise condition holds; .min: not holding.
-        var pending = SIMD4<Int64>(repeating: .min)
-        /// Per level: since when its condition, with hysteresis, has been gone; .min: it holds.
-        var absent = SIMD4<Int64>(repeating: .min)
-        var lastValue: Double?
-        var threshold: Double?
-        var unit: String?
-        /// The newest reading's time (stale rules).
-        var lastSeen: Timestamp?
-        var dirty = false
         /// When the state next needs a look without a reading: a window slot expiring or a
         /// calendar window closing, a `for` or `clear_for` deadline, thresholds changing, a
         /// stale deadline. .max: never.
         var nextWake: Int64 = .max
+        var level: AlertLevel?
+        var dirty = false
+        /// Per level (raw value - 1): since when its raise condition holds; .min: not holding.
+        var pending = SIMD4<Int64>(repeating: .min)
+        /// Per level: since when its condition, with hysteresis, has been gone; .min: it holds.
+        var absent = SIMD4<Int64>(repeating: .min)
+        /// The rule's sliding window (empty for stale and calendar rules).
+        var window: SlidingWindow
+        var lastValue: Double?
+        var threshold: Double?
+        var since: Timestamp?
+        /// The newest reading's time (stale rules).
+        var lastSeen: Timestamp?
+        var label: Int32 = -1
+        let rule: Int
+        let series: SeriesKey
+        var unit: String?
+
+        init(rule: Int, plan: Int32, series: SeriesKey, window: SlidingWindow) {
+            self.rule = rule
+            self.plan = plan
+            self.series = series
+            self.window = window
+        }
 
         var isIdle: Bool { level == nil && pending == SIMD4(repeating: .min) }
     }
@@ -147,13 +156,16 @@ public final class RuleEngine {
                 planIndex[key] = pi
             }
             let p = plans[Int(pi)]
-            var st = State(rule: ri, plan: pi, series: series, window: SlidingWindow(window: p.calendar ? .zero : p.spec.window, energy: p.stat == .leq))
+            let extrema = p.stat == .min || p.stat == .max
+            var st = State(
+                rule: ri, plan: pi, series: series,
+                window: SlidingWindow(window: p.calendar ? .zero : p.spec.window, energy: p.stat == .leq, extrema: extrema))
             if !p.isStale {
                 if p.calendar {
                     calendars.append(CalendarWindow(length: p.spec.window, stat: p.stat, coverage: p.spec.coverage))
                     st.calendar = Int32(calendars.count - 1)
                 } else if !p.extraWindows.isEmpty {
-                    extras.append(ExtraWindows(windows: p.extraWindows.map { SlidingWindow(window: $0, energy: p.stat == .leq) }))
+                    extras.append(ExtraWindows(windows: p.extraWindows.map { SlidingWindow(window: $0, energy: p.stat == .leq, extrema: extrema) }))
                     st.extra = Int32(extras.count - 1)
                 }
                 if p.scheduled {

@@ -32,32 +32,37 @@ public struct SlidingWindow: Sendable {
         var firstGrowth: Double
     }
 
-    public let window: Int64
-    let resolution: Int64
+    // The fields a reading touches first, the min and max queues (only for those stats) last.
     private var slots: [Slot] = []
     private var head = 0
     /// The absolute number of `slots[0]` (slots dropped from the front before it).
     private var base = 0
+    private var count = 0
+    private var sum = 0.0
+    private var energy = 0.0
+    private var growth = 0.0
+    /// The newest reading ever seen, for counter growth across expiry.
+    private var previous: (t: Int64, v: Double)?
+    public let window: Int64
+    let resolution: Int64
+    private var evictions = 0
+    /// Whether it keeps sound energy (its rule's stat is `leq`).
+    let tracksEnergy: Bool
+    /// Whether it keeps the monotonic queues for min and max (without them, min and max
+    /// scan the slots): a rule of another stat saves two buffers to touch per reading.
+    let tracksExtrema: Bool
     /// Monotonic queues of absolute slot numbers: maxima decreasing, minima increasing, so the
     /// window's max and min are at their fronts, whatever expires.
     private var maxQueue: [Int] = []
     private var maxHead = 0
     private var minQueue: [Int] = []
     private var minHead = 0
-    private var count = 0
-    private var sum = 0.0
-    private var energy = 0.0
-    /// Whether it keeps sound energy (its rule's stat is `leq`).
-    let tracksEnergy: Bool
-    private var growth = 0.0
-    private var evictions = 0
-    /// The newest reading ever seen, for counter growth across expiry.
-    private var previous: (t: Int64, v: Double)?
 
-    public init(window: TimeSpan, energy: Bool = false) {
+    public init(window: TimeSpan, energy: Bool = false, extrema: Bool = true) {
         self.window = max(0, window.micros)
         self.resolution = max(1, self.window / 256)
         self.tracksEnergy = energy
+        self.tracksExtrema = extrema
     }
 
     /// The sound energy of a level in dB, relative to 0 dB.
@@ -124,6 +129,7 @@ public struct SlidingWindow: Sendable {
     /// The newest slot was added or grew: it goes to the back of both queues, past every
     /// older slot it outdoes (those can never be the max or min again while it is there).
     private mutating func tailChanged() {
+        guard tracksExtrema else { return }
         let tail = base + slots.count - 1
         let t = slots[slots.count - 1]
         while maxQueue.count > maxHead, slots[maxQueue[maxQueue.count - 1] - base].max <= t.max { maxQueue.removeLast() }
@@ -154,8 +160,10 @@ public struct SlidingWindow: Sendable {
         growth -= s.growth
         head += 1
         evictions += 1
-        if maxQueue.count > maxHead && maxQueue[maxHead] == gone { maxHead += 1 }
-        if minQueue.count > minHead && minQueue[minHead] == gone { minHead += 1 }
+        if tracksExtrema {
+            if maxQueue.count > maxHead && maxQueue[maxHead] == gone { maxHead += 1 }
+            if minQueue.count > minHead && minQueue[minHead] == gone { minHead += 1 }
+        }
         if head == slots.count {
             base += slots.count
             slots.removeAll(keepingCapacity: true)
@@ -202,6 +210,11 @@ public struct SlidingWindow: Sendable {
         return (10 * log10(energy / Double(count)) * 1e6).rounded() / 1e6
     }
 
+    /// `value(_:)`, read in place: through a mutating access, an array element's window is
+    /// not copied (a copy costs a reference count on each of its buffers).
+    @inline(__always)
+    mutating func valueInPlace(_ stat: RuleStat) -> Double? { value(stat) }
+
     /// The statistic over what is in the window now; nil where it is undefined (no reading;
     /// for rate, fewer than two readings apart in time).
     public func value(_ stat: RuleStat) -> Double? {
@@ -215,8 +228,10 @@ public struct SlidingWindow: Sendable {
         case .last: return slots[slots.count - 1].last
         case .mean: return sum / Double(count)
         case .min:
+            guard tracksExtrema else { return slots[head...].lazy.map(\.min).min() }
             return slots[minQueue[minHead] - base].min
         case .max:
+            guard tracksExtrema else { return slots[head...].lazy.map(\.max).max() }
             return slots[maxQueue[maxHead] - base].max
         case .rate:
             let f = slots[head]
