@@ -335,3 +335,93 @@ struct RuleEngineTests {
         #expect(Thresholds([.yellow: 5, .red: 6]).orderProblem(.le) != nil)
     }
 }
+
+/// A tick skips the wakes of states judged since they were queued, when nothing falls due
+/// by then: the same transitions, in the same order, as looking at each of them.
+@Suite("Settled wakes")
+struct SettledWakeTests {
+    static func rules() -> [Rule] {
+        let levels = Thresholds([.yellow: 50, .orange: 60, .red: 70])
+        let dayNight = ThresholdSchedule(phases: [
+            .init(
+                from: nil, thresholds: nil,
+                periods: [
+                    .init(name: "day", from: 6 * 60, to: 22 * 60, thresholds: levels),
+                    .init(name: "night", from: 22 * 60, to: 6 * 60, thresholds: Thresholds([.yellow: 40, .orange: 55])),
+                ])
+        ])
+        let phased = ThresholdSchedule(phases: [
+            .init(from: nil, thresholds: levels), .init(from: LocalDate(parsing: "2027-01-16"), thresholds: Thresholds([.yellow: 45])),
+        ])
+        let kinds: [(RuleStat, TimeSpan, WindowAlign, ThresholdSchedule?, Int64, Int64)] = [
+            (.last, .zero, .sliding, nil, 0, 0), (.mean, .minutes(1), .sliding, nil, 10, 30), (.max, .minutes(3), .sliding, nil, 5, 0),
+            (.sum, .seconds(90), .sliding, nil, 0, 20), (.rate, .minutes(2), .sliding, nil, 10, 10),
+            (.leq, .minutes(2), .sliding, dayNight, 10, 30), (.mean, .hours(1), .calendar, nil, 0, 0),
+            (.leq, .minutes(30), .calendar, dayNight, 0, 0), (.mean, .minutes(1), .sliding, phased, 3, 7),
+            (.min, .seconds(45), .sliding, nil, 0, 0),
+        ]
+        var out: [Rule] = []
+        for (k, (stat, window, align, schedule, hold, clear)) in kinds.enumerated() {
+            out.append(
+                Rule(
+                    id: "k\(k)", match: try! TopicFilter("noise/+/+/k\(k % 5)"),
+                    kind: .threshold(
+                        ThresholdSpec(
+                            stat: stat, window: window, op: .gt, thresholds: levels, hysteresis: 2, holdFor: .seconds(hold),
+                            clearFor: .seconds(clear), schedule: schedule,
+                            levelWindows: k == 1 ? [.red: .minutes(2)] : [:], align: align,
+                            coverage: align == .calendar ? Coverage(minimum: .minutes(5)) : nil))))
+        }
+        out.append(Rule(id: "silent", match: try! TopicFilter("noise/#"), kind: .stale(.seconds(40), .yellow)))
+        return out
+    }
+
+    @Test func skippingSettledWakesChangesNothing() {
+        for seed in 0..<4 {
+            var rng = TestRandom(seed: UInt64(seed))
+            let skipping = RuleEngine(rules: Self.rules())
+            let looking = RuleEngine(rules: Self.rules())
+            looking.skipsSettledWakes = false
+            var a: [AlertTransition] = []
+            var b: [AlertTransition] = []
+            // 21:50 in China: the night period starts in the run, and the phase of 2027-01-16.
+            var now: Int64 = (1_800_000_000 + 21_000) * 1_000_000
+            let series = (0..<12).map { SeriesKey(network: "noise", site: "s\($0 % 3)", device: "d\($0 / 3)", metric: "k\($0 % 5)") }
+            for _ in 0..<20_000 {
+                // Mostly forward, sometimes a step back (a clock step), readings late or early.
+                let r = rng.next() % 100
+                now += r < 3 ? -Int64(rng.next() % 5_000_000) : Int64(rng.next() % 900_000)
+                if rng.next() % 3 == 0 {
+                    let t = Timestamp(micros: now)
+                    skipping.tick(now: t, into: &a)
+                    looking.tick(now: t, into: &b)
+                } else {
+                    let s = series[Int(rng.next() % UInt64(series.count))]
+                    let skew = rng.next() % 10 == 0 ? Int64(rng.next() % 4_000_000) - 2_000_000 : 0
+                    let v = 30 + Double(rng.next() % 500) / 10
+                    let reading = Reading(series: s, value: v, timestamp: Timestamp(micros: now + skew))
+                    skipping.ingest(reading, now: Timestamp(micros: now), into: &a)
+                    looking.ingest(reading, now: Timestamp(micros: now), into: &b)
+                }
+            }
+            #expect(a.count > 100)
+            #expect(a == b)
+            #expect(skipping.stats == looking.stats)
+            #expect(skipping.takeDirty() == looking.takeDirty())
+            #expect(skipping.activeStates == looking.activeStates)
+        }
+    }
+}
+
+/// A small deterministic generator, so that a failure repeats.
+struct TestRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -25,6 +25,11 @@ public final class RuleEngine {
         /// calendar window closing, a `for` or `clear_for` deadline, thresholds changing, a
         /// stale deadline. .max: never.
         var nextWake: Int64 = .max
+        /// What `schedule` gave last, for a state judged at `settledAt` (.min: not judged
+        /// since its windows last changed): a wake before it, at or after `settledAt`, finds
+        /// nothing to do (see `tick`).
+        var settledNext: Int64 = .min
+        var settledAt: Int64 = .max
         var level: AlertLevel?
         var dirty = false
         /// Per level (raw value - 1): since when its raise condition holds; .min: not holding.
@@ -70,6 +75,9 @@ public final class RuleEngine {
     /// When each state next needs a look, earliest first: a tick costs what falls due, not
     /// what exists. Entries go stale when a state's `nextWake` moves; those are skipped.
     private var wakes = WakeHeap()
+    /// Whether a tick skips the states that were judged since their wake was queued, with
+    /// nothing due before the tick (see `tick`); off only in the test that checks it changes nothing.
+    var skipsSettledWakes = true
     /// What the calendar windows did, for the pipeline's stats.
     public internal(set) var stats = RuleEngineStats()
 
@@ -82,7 +90,10 @@ public final class RuleEngine {
 
     /// Works out when state `i` next needs a look and queues it. (It reads the state's
     /// fields in place: a copy of the state would cost a reference count per array in it.)
-    func schedule(_ i: Int) {
+    ///
+    /// `settledAt`: the time the state was judged at, with nothing changed since (an
+    /// ingest, a tick); nil when its windows changed without a judgement (replay, restore).
+    func schedule(_ i: Int, settledAt: Int64? = nil) {
         let p = plans[Int(states[i].plan)]
         var next = Int64.max
         let level = states[i].level
@@ -121,6 +132,12 @@ public final class RuleEngine {
         if next < states[i].nextWake {
             states[i].nextWake = next
             wakes.push(next, i)
+        }
+        if let settledAt {
+            states[i].settledNext = next
+            states[i].settledAt = settledAt
+        } else {
+            states[i].settledNext = .min
         }
     }
 
@@ -228,7 +245,7 @@ public final class RuleEngine {
                 }
                 evaluate(i, p, now: now, into: &out)
             }
-            schedule(i)
+            schedule(i, settledAt: now.micros)
         }
     }
 
@@ -292,6 +309,17 @@ public final class RuleEngine {
         while let (due, i) = wakes.peek, due <= t {
             wakes.pop()
             guard states[i].nextWake == due else { continue }  // moved since it was queued
+            // Judged at or before `t` and nothing changed since, with nothing due until
+            // after `t` (no slot leaves, no deadline passes, no calendar window closes, the
+            // thresholds in force stay): looking would change nothing and schedule the same
+            // wake again. So an ingest that already took the window past `due` costs this
+            // tick a heap entry, not a second evaluation.
+            let settled = states[i].settledNext
+            if t < settled && t >= states[i].settledAt && skipsSettledWakes {
+                states[i].nextWake = settled
+                if settled < .max { wakes.push(settled, i) }
+                continue
+            }
             states[i].nextWake = .max
             let p = plans[Int(states[i].plan)]
             if p.isStale {
@@ -307,7 +335,7 @@ public final class RuleEngine {
                 if e >= 0 { for w in extras[e].windows.indices { extras[e].windows[w].expire(now: now) } }
                 evaluate(i, p, now: now, into: &out)
             }
-            schedule(i)
+            schedule(i, settledAt: t)
             // What falls due now was handled now: never again in this tick.
             if states[i].nextWake <= t {
                 states[i].nextWake = t + 1
