@@ -425,3 +425,33 @@ struct TestRandom: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite("Wake heap")
+struct WakeHeapTests {
+    /// Pops come out in (time, index) order, through pushes, pops and replaced tops.
+    @Test func popsInOrder() {
+        var rng = TestRandom(seed: 7)
+        var heap = WakeHeap()
+        var model: [(Int64, Int)] = []
+        func less(_ a: (Int64, Int), _ b: (Int64, Int)) -> Bool { a.0 < b.0 || (a.0 == b.0 && a.1 < b.1) }
+        for _ in 0..<20_000 {
+            let r = rng.next() % 10
+            let e = (Int64(rng.next() % 500), Int(rng.next() % 50))
+            if r < 5 || model.isEmpty {
+                heap.push(e.0, e.1)
+                model.append(e)
+            } else {
+                let m = model.indices.min { less(model[$0], model[$1]) }!
+                #expect(heap.peek.map { $0.0 == model[m].0 && $0.1 == model[m].1 } == true)
+                model.remove(at: m)
+                if r < 8 {
+                    heap.pop()
+                } else {
+                    heap.replaceTop(e.0, e.1)
+                    model.append(e)
+                }
+            }
+            #expect(heap.count == model.count)
+        }
+    }
+}

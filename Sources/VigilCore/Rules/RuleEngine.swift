@@ -307,8 +307,10 @@ public final class RuleEngine {
     public func tick(now: Timestamp, into out: inout [AlertTransition]) {
         let t = now.micros
         while let (due, i) = wakes.peek, due <= t {
-            wakes.pop()
-            guard states[i].nextWake == due else { continue }  // moved since it was queued
+            guard states[i].nextWake == due else {  // moved since it was queued
+                wakes.pop()
+                continue
+            }
             // Judged at or before `t` and nothing changed since, with nothing due until
             // after `t` (no slot leaves, no deadline passes, no calendar window closes, the
             // thresholds in force stay): looking would change nothing and schedule the same
@@ -317,9 +319,10 @@ public final class RuleEngine {
             let settled = states[i].settledNext
             if t < settled && t >= states[i].settledAt && skipsSettledWakes {
                 states[i].nextWake = settled
-                if settled < .max { wakes.push(settled, i) }
+                if settled < .max { wakes.replaceTop(settled, i) } else { wakes.pop() }
                 continue
             }
+            wakes.pop()
             states[i].nextWake = .max
             let p = plans[Int(states[i].plan)]
             if p.isStale {
