@@ -455,3 +455,29 @@ struct WakeHeapTests {
         }
     }
 }
+
+@Suite("Series ids")
+struct SeriesIDTests {
+    /// Readings by series id (small and dense, large, negative) give what readings by series give.
+    @Test func byIDAsBySeries() {
+        let rules = [rule(holdFor: .seconds(2)), rule("mean", stat: .mean, window: .seconds(30)), rule("other", match: "air/#")]
+        let byID = RuleEngine(rules: rules)
+        let bySeries = RuleEngine(rules: rules)
+        var a: [AlertTransition] = []
+        var b: [AlertTransition] = []
+        let series = ["water/a/g/level", "water/b/g/level", "air/c/g/pm25", "soil/d/g/moisture"].map { SeriesKey(path: $0)! }
+        let ids: [Int64] = [3, 1 << 40, -5, 0]
+        for k in 0..<400 {
+            let s = k % series.count
+            let t = Harness.at(Double(k))
+            let r = Reading(series: series[s], value: Double((k * 7) % 13) / 2, timestamp: t)
+            byID.ingest(r, seriesID: ids[s], now: t, into: &a)
+            bySeries.ingest(r, now: t, into: &b)
+            byID.tick(now: t, into: &a)
+            bySeries.tick(now: t, into: &b)
+        }
+        #expect(a.count > 10)
+        #expect(a == b)
+        #expect(byID.watches(series[3]) == false)
+    }
+}

@@ -68,8 +68,20 @@ public final class RuleEngine {
 
     var states: [State] = []
     private var bySeries: [SeriesKey: [Int]] = [:]
-    /// The same bindings by the buffer's series id: one integer hash per reading, not four strings.
-    private var bySeriesID: [Int64: [Int]] = [:]
+    /// The same bindings by the buffer's series id, as a range of `bound`: ids below
+    /// `denseIDs` (the buffer's are small and dense) index an array, others hash one integer.
+    /// A reading costs no string hash, no dictionary probe and no array reference count.
+    private var bySeriesID: [Int64: Bound] = [:]
+    private var byDenseID: [Bound] = []
+    private var bound: [Int32] = []
+    static let denseIDs: Int64 = 1 << 18
+
+    struct Bound {
+        var start: Int32
+        var count: Int32
+        /// Not looked up yet (a dense slot not filled).
+        static let unknown = Bound(start: -1, count: 0)
+    }
     private(set) var byKey: [String: Int] = [:]
     private var ruleIndex: [String: Int] = [:]
     /// When each state next needs a look, earliest first: a tick costs what falls due, not
@@ -210,43 +222,61 @@ public final class RuleEngine {
 
     /// The same, with the series named by a stable id (the buffer's), which is cheaper to look up.
     public func ingest(_ r: Reading, seriesID: Int64, now: Timestamp, into out: inout [AlertTransition]) {
-        let b: [Int]
-        if let cached = bySeriesID[seriesID] {
+        var b = Bound.unknown
+        let dense = seriesID >= 0 && seriesID < Self.denseIDs
+        if dense {
+            if seriesID < byDenseID.count { b = byDenseID[Int(seriesID)] }
+        } else if let cached = bySeriesID[seriesID] {
             b = cached
-        } else {
-            b = bindings(for: r.series)
-            bySeriesID[seriesID] = b
         }
-        guard !b.isEmpty else { return }
-        ingest(r, bindings: b, now: now, into: &out)
+        if b.start < 0 {
+            let list = bindings(for: r.series)
+            b = Bound(start: Int32(bound.count), count: Int32(list.count))
+            bound.append(contentsOf: list.lazy.map { Int32($0) })
+            if dense {
+                if seriesID >= byDenseID.count { byDenseID.append(contentsOf: repeatElement(.unknown, count: Int(seriesID) + 1 - byDenseID.count)) }
+                byDenseID[Int(seriesID)] = b
+            } else {
+                bySeriesID[seriesID] = b
+            }
+        }
+        var j = Int(b.start)
+        let end = j + Int(b.count)
+        while j < end {
+            ingest(r, state: Int(bound[j]), now: now, into: &out)
+            j += 1
+        }
     }
 
     private func ingest(_ r: Reading, bindings: [Int], now: Timestamp, into out: inout [AlertTransition]) {
-        for i in bindings {
-            if let u = r.unit { states[i].unit = u }
-            let p = plans[Int(states[i].plan)]
-            if p.isStale {
-                if states[i].lastSeen.map({ r.timestamp > $0 }) ?? true { states[i].lastSeen = r.timestamp }
-                if let level = states[i].level {
-                    resolveStale(i, level, now: now, into: &out)
-                }
-            } else if p.calendar {
-                addToCalendar(i, p, r, now: now, into: &out)
-            } else {
-                let edge = max(now, r.timestamp)
-                states[i].window.add(r.value, at: r.timestamp)
-                states[i].window.expire(now: edge)
-                let e = Int(states[i].extra)
-                if e >= 0 {
-                    for w in extras[e].windows.indices {
-                        extras[e].windows[w].add(r.value, at: r.timestamp)
-                        extras[e].windows[w].expire(now: edge)
-                    }
-                }
-                evaluate(i, p, now: now, into: &out)
+        for i in bindings { ingest(r, state: i, now: now, into: &out) }
+    }
+
+    @inline(__always)
+    private func ingest(_ r: Reading, state i: Int, now: Timestamp, into out: inout [AlertTransition]) {
+        if let u = r.unit { states[i].unit = u }
+        let p = plans[Int(states[i].plan)]
+        if p.isStale {
+            if states[i].lastSeen.map({ r.timestamp > $0 }) ?? true { states[i].lastSeen = r.timestamp }
+            if let level = states[i].level {
+                resolveStale(i, level, now: now, into: &out)
             }
-            schedule(i, settledAt: now.micros)
+        } else if p.calendar {
+            addToCalendar(i, p, r, now: now, into: &out)
+        } else {
+            let edge = max(now, r.timestamp)
+            states[i].window.add(r.value, at: r.timestamp)
+            states[i].window.expire(now: edge)
+            let e = Int(states[i].extra)
+            if e >= 0 {
+                for w in extras[e].windows.indices {
+                    extras[e].windows[w].add(r.value, at: r.timestamp)
+                    extras[e].windows[w].expire(now: edge)
+                }
+            }
+            evaluate(i, p, now: now, into: &out)
         }
+        schedule(i, settledAt: now.micros)
     }
 
     /// A reading into a calendar window: one past the open window closes it (judged now);
