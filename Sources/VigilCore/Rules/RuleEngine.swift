@@ -105,8 +105,10 @@ public final class RuleEngine {
     ///
     /// `settledAt`: the time the state was judged at, with nothing changed since (an
     /// ingest, a tick); nil when its windows changed without a judgement (replay, restore).
-    func schedule(_ i: Int, settledAt: Int64? = nil) {
-        let p = plans[Int(states[i].plan)]
+    func schedule(_ i: Int, settledAt: Int64? = nil) { schedule(i, plans[Int(states[i].plan)], settledAt: settledAt) }
+
+    /// The same, with the state's plan at hand (one reference count and lookup fewer).
+    func schedule(_ i: Int, _ p: RulePlan, settledAt: Int64?) {
         var next = Int64.max
         let level = states[i].level
         if p.isStale {
@@ -265,18 +267,14 @@ public final class RuleEngine {
             addToCalendar(i, p, r, now: now, into: &out)
         } else {
             let edge = max(now, r.timestamp)
-            states[i].window.add(r.value, at: r.timestamp)
-            states[i].window.expire(now: edge)
+            states[i].window.add(r.value, at: r.timestamp, expiring: edge)
             let e = Int(states[i].extra)
             if e >= 0 {
-                for w in extras[e].windows.indices {
-                    extras[e].windows[w].add(r.value, at: r.timestamp)
-                    extras[e].windows[w].expire(now: edge)
-                }
+                for w in extras[e].windows.indices { extras[e].windows[w].add(r.value, at: r.timestamp, expiring: edge) }
             }
             evaluate(i, p, now: now, into: &out)
         }
-        schedule(i, settledAt: now.micros)
+        schedule(i, p, settledAt: now.micros)
     }
 
     /// A reading into a calendar window: one past the open window closes it (judged now);
@@ -368,7 +366,7 @@ public final class RuleEngine {
                 if e >= 0 { for w in extras[e].windows.indices { extras[e].windows[w].expire(now: now) } }
                 evaluate(i, p, now: now, into: &out)
             }
-            schedule(i, settledAt: t)
+            schedule(i, p, settledAt: t)
             // What falls due now was handled now: never again in this tick.
             if states[i].nextWake <= t {
                 states[i].nextWake = t + 1

@@ -138,6 +138,13 @@ public struct SlidingWindow: Sendable {
         minQueue.append(tail)
     }
 
+    /// `add` then `expire`, in one access (an element of an array: one uniqueness check).
+    @inline(__always)
+    mutating func add(_ value: Double, at t: Timestamp, expiring now: Timestamp) {
+        add(value, at: t)
+        expire(now: now)
+    }
+
     /// When the oldest slot leaves the window (and the statistics change without a reading).
     public var nextExpiry: Int64? {
         guard window > 0, !isEmpty else { return nil }
