@@ -154,7 +154,6 @@ public final class Buffer: @unchecked Sendable {
         try db.execute("PRAGMA synchronous = \(options.durability == .full || options.usesHotTier ? "FULL" : "NORMAL")")
         // Checkpoints run on their own connection (see `Checkpointer`), so a commit never waits for one.
         try db.execute("PRAGMA wal_autocheckpoint = 0")
-        try db.execute("PRAGMA journal_size_limit = 67108864")
         try db.execute("PRAGMA temp_store = MEMORY")
         try db.execute("PRAGMA cache_size = -4096")
         try Schema.migrate(db)
