@@ -262,8 +262,29 @@ struct RuleEngineTests {
         for i in 0..<200_000 { w.add(1, at: Harness.at(Double(i) * 0.5)) }
         #expect(w.value(.count) == 200_000)
         #expect(w.value(.sum) == 200_000)
-        // Slots, not readings: the memory is bounded.
-        #expect(MemoryLayout<SlidingWindow.Slot>.stride * 300 < 100_000)
+        // Slots, not readings: the memory is bounded (257 slots at most, in a ring of 512).
+        #expect(w.slotCapacity <= 512)
+        #expect(MemoryLayout<SlidingWindow.Slot>.stride * w.slotCapacity < 50_000)
+    }
+
+    /// A copy of a window is a window of its own: changing either leaves the other as it was
+    /// (they share the ring until then), through growth of the ring and expiry.
+    @Test func aCopiedWindowIsItsOwn() {
+        var a = SlidingWindow(window: .seconds(100))
+        for i in 0..<3 { a.add(Double(i), at: Harness.at(Double(i) * 10)) }
+        var b = a
+        for i in 3..<40 { b.add(Double(i), at: Harness.at(Double(i) * 10)) }  // b's ring grows
+        #expect(a.value(.count) == 3)
+        #expect(a.value(.sum) == 3)
+        #expect(a.value(.max) == 2)
+        let c = b
+        b.expire(now: Harness.at(390))  // b keeps 300..390 (10 readings)
+        #expect(b.value(.count) == 10)
+        #expect(c.value(.count) == 40)  // 0 up to 39: nothing expired it
+        #expect(c.value(.min) == 0)
+        a.add(100, at: Harness.at(30))
+        #expect(a.value(.last) == 100)
+        #expect(b.value(.last) == 39 && c.value(.last) == 39)
     }
 
     @Test func windowedSumRaisesAndTheTickResolvesAsReadingsExpire() {
@@ -453,6 +474,63 @@ struct WakeHeapTests {
             }
             #expect(heap.count == model.count)
         }
+    }
+}
+
+@Suite("Wake wheel")
+struct WakeWheelTests {
+    /// A tick takes what a heap would pop, in the heap's order: through entries of the past,
+    /// entries beyond the wheel (in its heap until the wheel comes near), pushes while a tick
+    /// is handled, ticks that go back, and jumps of the clock past the whole wheel.
+    @Test func takesWhatAHeapPops() {
+        var rng = TestRandom(seed: 11)
+        var wheel = WakeWheel()
+        var heap = WakeHeap()
+        var batch: [WakeWheel.Entry] = []
+        let span = WakeWheel.size << WakeWheel.shift  // the wheel's reach in µs (71 minutes)
+        var t: Int64 = 1_800_000_000_000_000
+        var taken = 0
+        for step in 0..<4_000 {
+            for _ in 0..<Int(rng.next() % 30) {
+                let ahead: Int64
+                switch rng.next() % 10 {
+                case 0: ahead = -Int64(rng.next() % 5_000_000)  // overdue
+                case 1: ahead = span + Int64(rng.next() % UInt64(span))  // beyond the wheel
+                case 2: ahead = Int64(rng.next() % 65_536)  // within a bucket
+                default: ahead = Int64(rng.next() % 20_000_000)
+                }
+                let e = (t + ahead, Int(rng.next() % 1_000))
+                wheel.push(e.0, e.1)
+                heap.push(e.0, e.1)
+            }
+            switch rng.next() % 100 {
+            case 0: t += 2 * span  // the clock jumps past the wheel
+            case 1: t -= 3_000_000  // a tick that goes back
+            case 2..<10: t += span / 3
+            default: t += Int64(rng.next() % 2_000_000)
+            }
+            var fromHeap: [(Int64, Int)] = []
+            while let top = heap.peek, top.0 <= t {
+                fromHeap.append(top)
+                heap.pop()
+            }
+            var fromWheel: [(Int64, Int)] = []
+            while wheel.takeDue(upTo: t, into: &batch) {
+                fromWheel += batch.map { ($0.time, $0.index) }
+                // Handling a wake queues the next one, later than the tick (the heap has
+                // popped this tick's already: it can take it now too).
+                if step % 3 == 0, let e = batch.first {
+                    let next = t + 1 + Int64(rng.next() % 3_000_000)
+                    wheel.push(next, e.index)
+                    heap.push(next, e.index)
+                }
+            }
+            #expect(fromWheel.count == fromHeap.count)
+            #expect(zip(fromWheel, fromHeap).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 })
+            #expect(wheel.count == heap.count)
+            taken += fromWheel.count
+        }
+        #expect(taken > 10_000)
     }
 }
 

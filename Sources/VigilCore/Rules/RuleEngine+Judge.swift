@@ -1,32 +1,39 @@
 /// How a threshold rule judges its values, and the transitions it gives.
 extension RuleEngine {
     /// The levels in force for a state at UTC micros `t`: the rule's own without a schedule;
-    /// with one, looked up in the rule's zone and kept until they next change (nil: none,
-    /// the rule is off then).
+    /// with one, looked up in the rule's zone and kept until they next change (none: the
+    /// rule is off then).
     @inline(__always)
-    func levels(_ i: Int, _ p: RulePlan, at t: Int64) -> [(AlertLevel, Double)]? {
+    func levels(_ i: Int, _ p: PlanScalars, at t: Int64) -> LevelSet {
         guard p.scheduled else { return p.levels }
         let c = Int(states[i].inForce)
-        if t >= inForce[c].from && t < inForce[c].until { return inForce[c].thresholds?.levels }
-        let zone = p.zone
+        if t >= inForce[c].from && t < inForce[c].until { return inForce[c].thresholds }
+        return lookUpLevels(i, at: t)
+    }
+
+    /// The schedule's thresholds at `t`, looked up and kept in the state's `InForce`.
+    func lookUpLevels(_ i: Int, at t: Int64) -> LevelSet {
+        let plan = plans[Int(states[i].plan)]
+        let zone = plan.zone
         let seconds = LocalTimeZone.floorDiv(t, 1_000_000)
-        let f = p.spec.schedule!.inForce(atLocal: seconds + Int64(zone.offset(atSeconds: seconds)))
+        let f = plan.spec.schedule!.inForce(atLocal: seconds + Int64(zone.offset(atSeconds: seconds)))
         var until = f.until == .max ? Int64.max : zone.utcSeconds(forLocal: f.until) * 1_000_000
         if let change = zone.nextTransition(afterSeconds: seconds) { until = Swift.min(until, change * 1_000_000) }
-        inForce[c] = InForce(thresholds: f.thresholds, period: f.period, from: t, until: Swift.max(until, t + 1))
-        return f.thresholds?.levels
+        let levels = LevelSet(f.thresholds)
+        inForce[Int(states[i].inForce)] = InForce(thresholds: levels, period: f.period, from: t, until: Swift.max(until, t + 1))
+        return levels
     }
 
     /// One evaluation of a sliding-window rule, at `now`.
-    func evaluate(_ i: Int, _ p: RulePlan, now: Timestamp, into out: inout [AlertTransition]) {
+    func evaluate(_ i: Int, _ p: PlanScalars, now: Timestamp, into out: inout [AlertTransition]) {
         let levels = levels(i, p, at: now.micros)
-        let primary = states[i].window.valueInPlace(p.stat)
+        let primary = states[i].window.value(p.stat)
         var values = SIMD4<Double>(repeating: primary ?? .nan)
         let e = Int(states[i].extra)
         if e >= 0 {
             for k in 0..<4 {
                 let w = Int(p.levelWindow[k])
-                if w > 0 { values[k] = extras[e].windows[w - 1].valueInPlace(p.stat) ?? .nan }
+                if w > 0 { values[k] = extras[e].windows[w - 1].value(p.stat) ?? .nan }
             }
         }
         judge(&states[i], p, levels, values, primary: primary, now: now, hold: p.hold, clear: p.clear, into: &out)
@@ -36,7 +43,7 @@ extension RuleEngine {
     /// start (the night's limit for the hour from 22:00, the 2030 limit for 2030-12-31), at
     /// once (no `for` or `clear_for`). Without enough data it gives no value, and the
     /// alert stays as the last window left it.
-    func closeCalendar(_ i: Int, _ p: RulePlan, now: Timestamp, into out: inout [AlertTransition]) {
+    func closeCalendar(_ i: Int, _ p: PlanScalars, now: Timestamp, into out: inout [AlertTransition]) {
         let j = calendars[Int(states[i].calendar)].close()
         stats.calendarWindows += 1
         guard j.enoughData else {
@@ -44,7 +51,8 @@ extension RuleEngine {
             return
         }
         let levels = levels(i, p, at: j.start.micros)
-        let label = Self.label(start: j.start, end: j.end, length: p.spec.window, zone: p.zone)
+        let plan = plans[Int(states[i].plan)]
+        let label = Self.label(start: j.start, end: j.end, length: plan.spec.window, zone: plan.zone)
         if states[i].label < 0 {
             labels.append(label)
             states[i].label = Int32(labels.count - 1)
@@ -71,25 +79,21 @@ extension RuleEngine {
     /// in force do not have (another period's) is left at once. Each level reads its own
     /// window's value (`values`, NaN: none).
     func judge(
-        _ s: inout State, _ p: RulePlan, _ thr: [(AlertLevel, Double)]?, _ values: SIMD4<Double>, primary: Double?,
+        _ s: inout State, _ p: PlanScalars, _ levels: LevelSet, _ values: SIMD4<Double>, primary: Double?,
         now: Timestamp, hold: Int64, clear: Int64, into out: inout [AlertTransition]
     ) {
         guard let primary else {
             // No value (an empty window): no raise condition holds, so nothing is pending.
-            if s.pending != SIMD4(repeating: .min) {
-                s.pending = SIMD4(repeating: .min)
+            if s.pending != .none {
+                s.pending = .none
                 s.dirty = true
             }
             return
         }
         let before = (s.level, s.pending, s.absent)
-        let levels = thr ?? []
-        func threshold(_ l: AlertLevel) -> Double? { levels.first { $0.0 == l }?.1 }
         let t = now.micros
-        var inForce = 0
-        for (lvl, threshold) in levels {
-            let k = lvl.rawValue - 1
-            inForce |= 1 << k
+        for k in 0..<4 where levels.has(k) {
+            let threshold = levels.values[k]
             let v = values[k]
             if v.isNaN {
                 s.pending[k] = .min
@@ -106,21 +110,22 @@ extension RuleEngine {
                 s.absent[k] = t
             }
         }
-        if inForce != 0b1111 {
-            for k in 0..<4 where inForce & (1 << k) == 0 { s.pending[k] = .min }
+        if levels.mask != LevelSet.all {
+            for k in 0..<4 where !levels.has(k) { s.pending[k] = .min }
         }
         func value(_ l: AlertLevel) -> Double {
             let v = values[l.rawValue - 1]
             return v.isNaN ? primary : v
         }
         let current = s.level
+        let raw = current?.rawValue ?? 0  // 0: none, below every level
         var up: AlertLevel?
-        for (lvl, _) in levels where current.map({ lvl > $0 }) ?? true {
-            let p = s.pending[lvl.rawValue - 1]
-            if p != .min && t - p >= hold { up = lvl }
+        for k in 0..<4 where levels.has(k) && k + 1 > raw {
+            let p = s.pending[k]
+            if p != .min && t - p >= hold { up = AlertLevel(rawValue: k + 1) }
         }
         if let up {
-            let threshold = threshold(up)
+            let threshold = levels.threshold(up)
             if current == nil { s.since = now }
             s.level = up
             s.threshold = threshold
@@ -130,14 +135,14 @@ extension RuleEngine {
                     now: now))
         } else if let c = current {
             var stays: AlertLevel?
-            for (lvl, _) in levels where lvl <= c {
-                let a = s.absent[lvl.rawValue - 1]
-                if a == .min || t - a < clear { stays = lvl }
+            for k in 0..<4 where levels.has(k) && k + 1 <= c.rawValue {
+                let a = s.absent[k]
+                if a == .min || t - a < clear { stays = AlertLevel(rawValue: k + 1) }
             }
             if stays != c {
                 if let nl = stays {
                     s.level = nl
-                    s.threshold = threshold(nl)
+                    s.threshold = levels.threshold(nl)
                     out.append(transition(s, .deescalated, level: nl, previous: c, value: value(nl), threshold: s.threshold, now: now))
                 } else {
                     out.append(transition(s, .resolved, level: c, previous: c, value: value(c), threshold: s.threshold, now: now))
@@ -148,7 +153,7 @@ extension RuleEngine {
             }
         }
         s.lastValue = s.level.map(value) ?? primary
-        if s.level == nil { s.absent = SIMD4(repeating: .min) }
+        if s.level == nil { s.absent = .none }
         if before.0 != s.level || before.1 != s.pending || (s.level != nil && before.2 != s.absent) {
             s.dirty = true
         }

@@ -33,9 +33,9 @@ public final class RuleEngine {
         var level: AlertLevel?
         var dirty = false
         /// Per level (raw value - 1): since when its raise condition holds; .min: not holding.
-        var pending = SIMD4<Int64>(repeating: .min)
+        var pending = LevelTimes.none
         /// Per level: since when its condition, with hysteresis, has been gone; .min: it holds.
-        var absent = SIMD4<Int64>(repeating: .min)
+        var absent = LevelTimes.none
         /// The rule's sliding window (empty for stale and calendar rules).
         var window: SlidingWindow
         var lastValue: Double?
@@ -55,25 +55,32 @@ public final class RuleEngine {
             self.window = window
         }
 
-        var isIdle: Bool { level == nil && pending == SIMD4(repeating: .min) }
+        var isIdle: Bool { level == nil && pending == .none }
     }
+
+    // The tables a reading or a tick goes through are `@exclusivity(unchecked)`: the engine
+    // is used from one thread, calls out to nothing while it holds an element, and a
+    // dynamic check per access (a begin and an end in a thread-local set) was an eighth of
+    // the cost of a reading. Debug builds check the rest of the module as usual.
 
     /// Compiled rules, one per (rule, override), shared by their states.
     var plans: [RulePlan] = []
+    /// What an evaluation reads of each plan (its `scalars`), by the same index.
+    @exclusivity(unchecked) var scalars: [PlanScalars] = []
     private var planIndex: [Int: Int32] = [:]
-    var extras: [ExtraWindows] = []
-    var calendars: [CalendarWindow] = []
-    var inForce: [InForce] = []
+    @exclusivity(unchecked) var extras: [ExtraWindows] = []
+    @exclusivity(unchecked) var calendars: [CalendarWindow] = []
+    @exclusivity(unchecked) var inForce: [InForce] = []
     var labels: [String] = []
 
-    var states: [State] = []
+    @exclusivity(unchecked) var states: [State] = []
     private var bySeries: [SeriesKey: [Int]] = [:]
     /// The same bindings by the buffer's series id, as a range of `bound`: ids below
     /// `denseIDs` (the buffer's are small and dense) index an array, others hash one integer.
     /// A reading costs no string hash, no dictionary probe and no array reference count.
     private var bySeriesID: [Int64: Bound] = [:]
-    private var byDenseID: [Bound] = []
-    private var bound: [Int32] = []
+    @exclusivity(unchecked) private var byDenseID: [Bound] = []
+    @exclusivity(unchecked) private var bound: [Int32] = []
     static let denseIDs: Int64 = 1 << 18
 
     struct Bound {
@@ -86,7 +93,9 @@ public final class RuleEngine {
     private var ruleIndex: [String: Int] = [:]
     /// When each state next needs a look, earliest first: a tick costs what falls due, not
     /// what exists. Entries go stale when a state's `nextWake` moves; those are skipped.
-    private var wakes = WakeHeap()
+    @exclusivity(unchecked) private var wakes = WakeWheel()
+    /// What a tick takes from `wakes` at a time (kept: its buffer is reused).
+    @exclusivity(unchecked) private var due: [WakeWheel.Entry] = []
     /// Whether a tick skips the states that were judged since their wake was queued, with
     /// nothing due before the tick (see `tick`); off only in the test that checks it changes nothing.
     var skipsSettledWakes = true
@@ -105,10 +114,10 @@ public final class RuleEngine {
     ///
     /// `settledAt`: the time the state was judged at, with nothing changed since (an
     /// ingest, a tick); nil when its windows changed without a judgement (replay, restore).
-    func schedule(_ i: Int, settledAt: Int64? = nil) { schedule(i, plans[Int(states[i].plan)], settledAt: settledAt) }
+    func schedule(_ i: Int, settledAt: Int64? = nil) { schedule(i, scalars[Int(states[i].plan)], settledAt: settledAt) }
 
     /// The same, with the state's plan at hand (one reference count and lookup fewer).
-    func schedule(_ i: Int, _ p: RulePlan, settledAt: Int64?) {
+    func schedule(_ i: Int, _ p: PlanScalars, settledAt: Int64?) {
         var next = Int64.max
         let level = states[i].level
         if p.isStale {
@@ -123,15 +132,15 @@ public final class RuleEngine {
                 for w in extras[e].windows.indices { if let x = extras[e].windows[w].nextExpiry { next = Swift.min(next, x) } }
             }
             let f = Int(states[i].inForce)
-            let levels = p.scheduled ? (inForce[f].thresholds?.levels ?? []) : p.levels
+            let levels = p.scheduled ? inForce[f].thresholds : p.levels
             let pending = states[i].pending
             let absent = states[i].absent
-            for (lvl, _) in levels {
-                let k = lvl.rawValue - 1
-                if pending[k] != .min && (level.map { lvl > $0 } ?? true) {
+            let current = level?.rawValue ?? 0  // 0: none, below every level
+            for k in 0..<4 where levels.has(k) {
+                if pending[k] != .min && k + 1 > current {
                     next = Swift.min(next, pending[k] + p.hold)
                 }
-                if absent[k] != .min, let current = level, lvl <= current {
+                if absent[k] != .min && k + 1 <= current {
                     next = Swift.min(next, absent[k] + p.clear)
                 }
             }
@@ -183,6 +192,7 @@ public final class RuleEngine {
                 pi = known
             } else {
                 plans.append(RulePlan(kind: rule.resolved(for: series), zone: rule.zone))
+                scalars.append(plans[plans.count - 1].scalars)
                 pi = Int32(plans.count - 1)
                 planIndex[key] = pi
             }
@@ -257,7 +267,7 @@ public final class RuleEngine {
     @inline(__always)
     private func ingest(_ r: Reading, state i: Int, now: Timestamp, into out: inout [AlertTransition]) {
         if let u = r.unit { states[i].unit = u }
-        let p = plans[Int(states[i].plan)]
+        let p = scalars[Int(states[i].plan)]
         if p.isStale {
             if states[i].lastSeen.map({ r.timestamp > $0 }) ?? true { states[i].lastSeen = r.timestamp }
             if let level = states[i].level {
@@ -267,10 +277,10 @@ public final class RuleEngine {
             addToCalendar(i, p, r, now: now, into: &out)
         } else {
             let edge = max(now, r.timestamp)
-            states[i].window.add(r.value, at: r.timestamp, expiring: edge)
+            states[i].window.addUnshared(r.value, at: r.timestamp, expiring: edge)
             let e = Int(states[i].extra)
             if e >= 0 {
-                for w in extras[e].windows.indices { extras[e].windows[w].add(r.value, at: r.timestamp, expiring: edge) }
+                for w in extras[e].windows.indices { extras[e].windows[w].addUnshared(r.value, at: r.timestamp, expiring: edge) }
             }
             evaluate(i, p, now: now, into: &out)
         }
@@ -279,7 +289,7 @@ public final class RuleEngine {
 
     /// A reading into a calendar window: one past the open window closes it (judged now);
     /// one from a window already judged comes too late and is counted.
-    private func addToCalendar(_ i: Int, _ p: RulePlan, _ r: Reading, now: Timestamp, into out: inout [AlertTransition]) {
+    private func addToCalendar(_ i: Int, _ p: PlanScalars, _ r: Reading, now: Timestamp, into out: inout [AlertTransition]) {
         let c = Int(states[i].calendar)
         let t = r.timestamp.micros
         if calendars[c].isOpen, t >= calendars[c].end { closeCalendar(i, p, now: now, into: &out) }
@@ -287,7 +297,7 @@ public final class RuleEngine {
             stats.calendarLate += 1
             return
         }
-        if !calendars[c].isOpen { calendars[c].open(at: r.timestamp, zone: p.zone) }
+        if !calendars[c].isOpen { calendars[c].open(at: r.timestamp, zone: plans[Int(states[i].plan)].zone) }
         if calendars[c].holds(t) {
             calendars[c].add(r.value, at: t)
         } else {
@@ -311,9 +321,9 @@ public final class RuleEngine {
                 if !calendars[c].isOpen { calendars[c].open(at: r.timestamp, zone: p.zone) }
                 if calendars[c].holds(t) { calendars[c].add(r.value, at: t) }
             } else {
-                states[i].window.add(r.value, at: r.timestamp)
+                states[i].window.addUnshared(r.value, at: r.timestamp)
                 let e = Int(states[i].extra)
-                if e >= 0 { for w in extras[e].windows.indices { extras[e].windows[w].add(r.value, at: r.timestamp) } }
+                if e >= 0 { for w in extras[e].windows.indices { extras[e].windows[w].addUnshared(r.value, at: r.timestamp) } }
             }
             schedule(i)
         }
@@ -334,44 +344,47 @@ public final class RuleEngine {
     /// their times.
     public func tick(now: Timestamp, into out: inout [AlertTransition]) {
         let t = now.micros
-        while let (due, i) = wakes.peek, due <= t {
-            guard states[i].nextWake == due else {  // moved since it was queued
-                wakes.pop()
-                continue
+        while wakes.takeDue(upTo: t, into: &due) {
+            for e in due { wake(e.index, queuedFor: e.time, now: now, into: &out) }
+        }
+    }
+
+    /// A wake of state `i`, queued for `due`, at `now`.
+    @inline(__always)
+    private func wake(_ i: Int, queuedFor due: Int64, now: Timestamp, into out: inout [AlertTransition]) {
+        let t = now.micros
+        guard states[i].nextWake == due else { return }  // moved since it was queued
+        // Judged at or before `t` and nothing changed since, with nothing due until
+        // after `t` (no slot leaves, no deadline passes, no calendar window closes, the
+        // thresholds in force stay): looking would change nothing and schedule the same
+        // wake again. So an ingest that already took the window past `due` costs this
+        // tick a queued entry, not a second evaluation.
+        let settled = states[i].settledNext
+        if t < settled && t >= states[i].settledAt && skipsSettledWakes {
+            states[i].nextWake = settled
+            if settled < .max { wakes.push(settled, i) }
+            return
+        }
+        states[i].nextWake = .max
+        let p = scalars[Int(states[i].plan)]
+        if p.isStale {
+            if states[i].level == nil, let seen = states[i].lastSeen, t - seen.micros >= p.staleAfter {
+                raiseStale(i, after: TimeSpan(micros: p.staleAfter), level: p.staleLevel, silent: t - seen.micros, now: now, into: &out)
             }
-            // Judged at or before `t` and nothing changed since, with nothing due until
-            // after `t` (no slot leaves, no deadline passes, no calendar window closes, the
-            // thresholds in force stay): looking would change nothing and schedule the same
-            // wake again. So an ingest that already took the window past `due` costs this
-            // tick a heap entry, not a second evaluation.
-            let settled = states[i].settledNext
-            if t < settled && t >= states[i].settledAt && skipsSettledWakes {
-                states[i].nextWake = settled
-                if settled < .max { wakes.replaceTop(settled, i) } else { wakes.pop() }
-                continue
-            }
-            wakes.pop()
-            states[i].nextWake = .max
-            let p = plans[Int(states[i].plan)]
-            if p.isStale {
-                if states[i].level == nil, let seen = states[i].lastSeen, t - seen.micros >= p.staleAfter {
-                    raiseStale(i, after: TimeSpan(micros: p.staleAfter), level: p.staleLevel, silent: t - seen.micros, now: now, into: &out)
-                }
-            } else if states[i].calendar >= 0 {
-                let c = calendars[Int(states[i].calendar)]
-                if c.isOpen && c.end <= t { closeCalendar(i, p, now: now, into: &out) }
-            } else {
-                states[i].window.expire(now: now)
-                let e = Int(states[i].extra)
-                if e >= 0 { for w in extras[e].windows.indices { extras[e].windows[w].expire(now: now) } }
-                evaluate(i, p, now: now, into: &out)
-            }
-            schedule(i, p, settledAt: t)
-            // What falls due now was handled now: never again in this tick.
-            if states[i].nextWake <= t {
-                states[i].nextWake = t + 1
-                wakes.push(t + 1, i)
-            }
+        } else if states[i].calendar >= 0 {
+            let c = Int(states[i].calendar)
+            if calendars[c].isOpen && calendars[c].end <= t { closeCalendar(i, p, now: now, into: &out) }
+        } else {
+            states[i].window.expireUnshared(now: now)
+            let e = Int(states[i].extra)
+            if e >= 0 { for w in extras[e].windows.indices { extras[e].windows[w].expireUnshared(now: now) } }
+            evaluate(i, p, now: now, into: &out)
+        }
+        schedule(i, p, settledAt: t)
+        // What falls due now was handled now: never again in this tick.
+        if states[i].nextWake <= t {
+            states[i].nextWake = t + 1
+            wakes.push(t + 1, i)
         }
     }
 }
