@@ -1,4 +1,4 @@
-/// What the buffer keeps of the engine: the states that changed, restored at start.
+/// What the buffer keeps of the engine: the states that changed, restored at start, and the windows rebuilt from its readings.
 extension RuleEngine {
     /// The states changed since the last call; idle ones are to be deleted from the store.
     public func takeDirty() -> [AlertStateRecord] {
@@ -57,6 +57,40 @@ extension RuleEngine {
             schedule(i)
         }
         return orphans
+    }
+
+    /// Feeds a reading from before a restart into the windows, without evaluating: the
+    /// windows are rebuilt, the alert states come from the store. A calendar window that
+    /// the replay passes is dropped unjudged (it was judged before the restart).
+    public func replay(_ r: Reading) {
+        for i in bindings(for: r.series) {
+            if let u = r.unit { states[i].unit = u }
+            let p = plans[Int(states[i].plan)]
+            if p.isStale {
+                if states[i].lastSeen.map({ r.timestamp > $0 }) ?? true { states[i].lastSeen = r.timestamp }
+            } else if p.calendar {
+                let c = Int(states[i].calendar)
+                let t = r.timestamp.micros
+                if calendars[c].isOpen, t >= calendars[c].end { calendars[c].discard() }
+                if !calendars[c].isOpen { calendars[c].open(at: r.timestamp, zone: p.zone) }
+                if calendars[c].holds(t) { calendars[c].add(r.value, at: t) }
+            } else {
+                states[i].window.addUnshared(r.value, at: r.timestamp)
+                let e = Int(states[i].extra)
+                if e >= 0 { for w in extras[e].windows.indices { extras[e].windows[w].addUnshared(r.value, at: r.timestamp) } }
+            }
+            schedule(i)
+        }
+    }
+
+    /// Tells the stale rules about a series seen before (and possibly silent since).
+    public func knowSeries(_ series: SeriesKey, lastSeen: Timestamp) {
+        for i in bindings(for: series) {
+            if plans[Int(states[i].plan)].isStale, states[i].lastSeen.map({ lastSeen > $0 }) ?? true {
+                states[i].lastSeen = lastSeen
+                schedule(i)
+            }
+        }
     }
 
     /// The transition that closes an alert whose rule is gone.
