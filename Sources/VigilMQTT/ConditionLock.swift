@@ -98,6 +98,12 @@ public final class ConditionLock<State>: @unchecked Sendable {
         return try body(&state)
     }
 
+    /// Wakes every waiter, from inside a `wait`'s `waiting` closure (the lock is held
+    /// there: `broadcast()` would deadlock). The waiters run once the caller waits.
+    public func broadcastFromWait() {
+        pthread_cond_broadcast(cond)
+    }
+
     /// Wakes every waiter (they look at the state again).
     public func broadcast() {
         pthread_mutex_lock(mutex)

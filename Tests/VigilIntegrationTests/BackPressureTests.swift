@@ -10,9 +10,8 @@ import VigilTestSupport
 extension Integration {
     @Suite("Back-pressure")
     struct BackPressure {
-        /// Ingest stalls: the inbox fills to its bound, the network thread waits (the broker
-        /// keeps the rest), and once ingest resumes every message is stored. Nothing is dropped.
-        @Test func slowIngestHoldsTheNetworkThreadAndDropsNothing() async throws {
+        /// A daemon in this process on a broker of its own, connected.
+        static func connectedDaemon() throws -> (Broker, TemporaryDirectory, Daemon, Task<Void, any Error>) {
             let broker = try Broker()
             let dir = TemporaryDirectory()
             let configText = DaemonProcess.config(localPort: broker.port).replacingOccurrences(of: "./state", with: dir.file("state"))
@@ -20,6 +19,16 @@ extension Integration {
             let daemon = try Daemon(config: config, logger: Logger(label: "test"))
             let running = Task { try await daemon.run() }
             #expect(eventually { daemon.status.local.connected })
+            return (broker, dir, daemon, running)
+        }
+
+        /// Ingest stalls: the inbox fills to its bound, the network thread waits (the broker
+        /// keeps the rest), and once ingest resumes every message is stored. Nothing is dropped.
+        /// (The crash window out of the way: this is the inbox's own bound.)
+        @Test func slowIngestHoldsTheNetworkThreadAndDropsNothing() async throws {
+            let (broker, dir, daemon, running) = try Self.connectedDaemon()
+            _ = dir
+            daemon.pipeline.inbox.setWindow(nil)
             daemon.pipeline.wedged.store(true, ordering: .relaxed)
             let n = daemon.pipeline.inbox.maxMessages * 2 + 500
             let publisher = try TestPublisher(broker: broker, topics: ["energy/s/m/v"])
@@ -33,6 +42,30 @@ extension Integration {
             let stored = eventually(timeout: 60) { daemon.pipeline.snapshot.readingsStored == UInt64(n) }
             let s = daemon.pipeline.snapshot
             #expect(stored, "stored \(s.readingsStored) of \(n), \(s.readingsDuplicate) duplicates, \(s.rejectedTotal) rejected")
+            publisher.close()
+            running.cancel()
+            _ = await running.result
+        }
+
+        /// Ingest stalls with the default commit interval: the network thread waits once the
+        /// oldest message not committed is one window (commit interval + 10 ms) old, long
+        /// before the inbox is full, so a crash now would lose no more than that; once ingest
+        /// resumes every message is stored.
+        @Test func lateIngestHoldsTheNetworkThreadAtTheWindow() async throws {
+            let (broker, dir, daemon, running) = try Self.connectedDaemon()
+            _ = dir
+            let inbox = daemon.pipeline.inbox
+            daemon.pipeline.wedged.store(true, ordering: .relaxed)
+            let n = inbox.maxMessages
+            let publisher = try TestPublisher(broker: broker, topics: ["energy/s/m/v"])
+            publisher.publish(count: n, rate: 0)
+            #expect(eventually { inbox.windowHolds >= 1 && inbox.producerIsWaiting })
+            let depth = inbox.depth
+            #expect(depth < n / 2, "held at the window, not at the inbox's bound: \(depth) waiting")
+            #expect(daemon.pipeline.snapshot.readingsStored == 0)
+            daemon.pipeline.wedged.store(false, ordering: .relaxed)
+            let stored = eventually(timeout: 60) { daemon.pipeline.snapshot.readingsStored == UInt64(n) }
+            #expect(stored, "stored \(daemon.pipeline.snapshot.readingsStored) of \(n)")
             publisher.close()
             running.cancel()
             _ = await running.result

@@ -25,6 +25,21 @@ extension MessageBatch {
     }
 }
 
+/// A consumer on a thread of its own: one `take` with a deadline of 10 s; `count` is what
+/// it got (-1 until it returns).
+final class TakenCount: Sendable {
+    private let value = Atomic<Int>(-1)
+    var count: Int { value.load(ordering: .acquiring) }
+
+    init(_ inbox: Inbox, wakeAt: Int) {
+        Thread { [self] in
+            var batch = MessageBatch()
+            _ = inbox.take(into: &batch, deadline: .after(10), wakeAt: wakeAt)
+            self.value.store(batch.count, ordering: .releasing)
+        }.start()
+    }
+}
+
 @Suite("Inbox")
 struct InboxTests {
     @Test func batchKeepsTopicsAndPayloadsApart() {
@@ -103,6 +118,124 @@ struct InboxTests {
         #expect(inbox.backPressure.count == 1)
     }
 
+    /// The window in time: once the oldest message not committed is older than it, the
+    /// producer waits (whether that message was taken or still waits in the inbox) until
+    /// the consumer commits; a commit in the middle of a batch keeps its rest counting.
+    @Test func theWindowHoldsThePushesUntilACommit() {
+        let clock = Atomic<UInt64>(1_000_000_000)
+        let ms: UInt64 = 1_000_000
+        let inbox = Inbox(maxMessages: 100, window: 0.015, now: { clock.load(ordering: .relaxed) })
+        let pushes = Atomic<Int>(0)
+        /// Pushes on a thread of its own: true when the push returned, false once it waits.
+        func pushed(_ payload: String) -> Bool {
+            let done = DispatchSemaphore(value: 0)
+            Thread {
+                inbox.push("t", payload)
+                pushes.add(1, ordering: .relaxed)
+                done.signal()
+            }.start()
+            var returned = false
+            _ = eventually(timeout: 5) {
+                returned = done.wait(timeout: .now()) == .success
+                return returned || inbox.producerIsWaiting
+            }
+            return returned
+        }
+        inbox.push("t", "a")
+        clock.add(15 * ms, ordering: .relaxed)
+        #expect(pushed("b"), "15 ms old is within the window")
+        var batch = MessageBatch()
+        #expect(inbox.take(into: &batch, deadline: .after(0)))
+        clock.add(1 * ms, ordering: .relaxed)
+        // "a", taken and not committed, is 16 ms old: the producer waits.
+        #expect(!pushed("c"))
+        #expect(inbox.producerIsWaiting && inbox.isHeldByWindow && inbox.depth == 0)
+        #expect(inbox.windowHolds == 1)
+        inbox.committed()
+        #expect(eventually { pushes.load(ordering: .relaxed) == 2 && inbox.depth == 1 })
+        #expect(!inbox.isHeldByWindow)
+
+        // Not taken at all (the consumer is late): the inbox's own oldest counts.
+        clock.add(16 * ms, ordering: .relaxed)
+        #expect(!pushed("d"))
+        #expect(inbox.take(into: &batch, deadline: .after(0)))
+        #expect(batch.messages.map(\.1) == ["c"])
+        #expect(inbox.isHeldByWindow, "taken is not committed")
+        // A commit in the middle of the batch: the rest of it still counts from its first.
+        inbox.committed(keepingLast: true)
+        #expect(inbox.isHeldByWindow)
+        inbox.committed()
+        #expect(eventually { pushes.load(ordering: .relaxed) == 3 })
+        #expect(inbox.windowHolds == 2)
+
+        // Without a window, age holds nothing.
+        inbox.setWindow(nil)
+        clock.add(1_000 * ms, ordering: .relaxed)
+        #expect(pushed("e"))
+        #expect(inbox.take(into: &batch, deadline: .after(0)))
+        #expect(batch.messages.map(\.1) == ["d", "e"])
+    }
+
+    /// The window in count: at 10,000 messages a second, a 15 ms window holds 150; a burst
+    /// (all at one instant, as after a stall) waits at the 151st until a commit.
+    @Test func theWindowCountsABurstAtTheSteadyRate() {
+        let clock = Atomic<UInt64>(1_000_000_000)
+        let inbox = Inbox(maxMessages: 10_000, window: 0.015, now: { clock.load(ordering: .relaxed) })
+        var batch = MessageBatch()
+        for i in 0..<10_000 {
+            inbox.push("t", "\(i)")
+            if i % 32 == 31 {
+                #expect(inbox.take(into: &batch, deadline: .after(0)))
+                inbox.committed()
+            }
+            clock.add(100_000, ordering: .relaxed)
+        }
+        #expect(inbox.take(into: &batch, deadline: .after(0)))
+        inbox.committed()
+        #expect(inbox.windowHolds == 0)
+        clock.store(2_000_000_000 + 1_000, ordering: .relaxed)
+        for i in 0..<150 { inbox.push("t", "b\(i)") }
+        #expect(!inbox.producerIsWaiting)
+        // A consumer asleep until its commit is due (10 s here) is woken by the hold.
+        let taken = TakenCount(inbox, wakeAt: 1000)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            inbox.push("t", "b150")
+            done.signal()
+        }.start()
+        #expect(eventually(timeout: 5) { taken.count == 150 }, "the consumer slept on")
+        #expect(inbox.producerIsWaiting && inbox.isHeldByWindow, "taken is not committed")
+        inbox.committed()
+        #expect(done.wait(timeout: .now() + 5) == .success)
+        #expect(inbox.depth == 1)
+    }
+
+    /// The steady rate is the median of ten buckets: a burst in one bucket does not move
+    /// it, a new rate shows once it fills half of them, a silence empties it.
+    @Test func theSteadyRateIgnoresABurst() {
+        var rate = ArrivalRate()
+        let bucket = ArrivalRate.bucketNanos
+        let perSecond = Int(1_000_000_000 / bucket)
+        var t: UInt64 = 5_000_000_000
+        func run(_ perBucket: Int, buckets: Int) {
+            for _ in 0..<buckets {
+                for i in 0..<perBucket { rate.count(at: t + UInt64(i) * (bucket / UInt64(perBucket))) }
+                t += bucket
+            }
+            rate.count(at: t)  // closes the last bucket
+        }
+        run(100, buckets: 10)
+        #expect(rate.perSecond == 100 * perSecond)
+        #expect(rate.messages(in: 15_000_000) == Int((Double(100 * perSecond) * 0.015).rounded(.up)))
+        run(1000, buckets: 1)
+        #expect(rate.perSecond == 100 * perSecond, "one bucket of a burst")
+        run(400, buckets: 6)
+        #expect(rate.perSecond == 400 * perSecond)
+        t += 2_000_000_000
+        rate.count(at: t)
+        #expect(rate.perSecond == 0)
+    }
+
     /// A message larger than the byte bound still goes into an empty inbox.
     @Test func oversizeMessageIntoAnEmptyInbox() {
         let inbox = Inbox(maxMessages: 10, maxBytes: 8)
@@ -114,18 +247,13 @@ struct InboxTests {
     /// A consumer that asks for many messages sleeps until they come or its deadline.
     @Test func wakeAtHoldsTheConsumerUntilEnoughArrive() {
         let inbox = Inbox()
-        let taken = Atomic<Int>(-1)
-        Thread {
-            var batch = MessageBatch()
-            _ = inbox.take(into: &batch, deadline: .after(10), wakeAt: 3)
-            taken.store(batch.count, ordering: .releasing)
-        }.start()
+        let taken = TakenCount(inbox, wakeAt: 3)
         inbox.push("t", "1")
         inbox.push("t", "2")
         Thread.sleep(forTimeInterval: 0.05)
-        #expect(taken.load(ordering: .acquiring) == -1, "woke before three messages")
+        #expect(taken.count == -1, "woke before three messages")
         inbox.push("t", "3")
-        #expect(eventually { taken.load(ordering: .acquiring) == 3 })
+        #expect(eventually { taken.count == 3 })
     }
 
     /// After close the producer no longer blocks, and the consumer gets what is left, then false.

@@ -52,6 +52,11 @@ public enum Secrets {
 public struct CommitPolicy: Sendable, Hashable {
     public var interval: TimeSpan = .milliseconds(5)
     public var rows = 4000
+
+    /// How long an acknowledged message may wait uncommitted before the MQTT thread stops
+    /// reading (`Inbox.window`): one interval and 10 ms for the commit and the scheduler.
+    /// What a crash can lose, at most: this long of messages.
+    public var window: Double { interval.seconds + 0.010 }
 }
 
 public struct AggregateConfig: Sendable, Hashable {

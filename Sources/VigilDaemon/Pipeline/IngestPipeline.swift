@@ -38,6 +38,10 @@ public final class IngestPipeline: @unchecked Sendable {
     /// The counters as the ingest thread keeps them; `publish()` copies them out.
     var stats = IngestSnapshot()
     private var readings: [Reading] = []
+    /// Messages were taken from the inbox since the last commit (they count against its window).
+    private var holdingTaken = false
+    /// `handle` is going through a batch: a commit now leaves the rest of it waiting.
+    private var inBatch = false
     /// Where the answers of HJ 212 frames from the TCP listener go once committed.
     let hj212Answers: (any HJ212AnswerSink)?
     /// Answers (CN=9014) for frames of the open batch: sent only after the commit that holds
@@ -85,6 +89,7 @@ public final class IngestPipeline: @unchecked Sendable {
         self.inbox = inbox
         self.buffer = buffer
         buffer.flashSyncGate = (hold: { [inbox] in inbox.hold() }, release: { [inbox] in inbox.release() })
+        inbox.setWindow(commit.window)
         self.clock = clock
         self.status = status
         self.logger = logger
@@ -139,9 +144,18 @@ public final class IngestPipeline: @unchecked Sendable {
                 continue
             }
             let got = inbox.take(into: &batch, deadline: deadline, wakeAt: wakeAt)
-            if got { handle(batch) }
+            if got {
+                holdingTaken = true
+                handle(batch)
+            }
             let t = Monotonic.seconds()
-            if let due = store.due, t >= due || store.isFull { commit() }
+            if let due = store.due {
+                // Late (the MQTT thread waits on the window): commit what is pending now.
+                if t >= due || store.isFull || inbox.isHeldByWindow { commit() }
+            } else if holdingTaken {
+                // What was taken left nothing to commit (rejects, duplicates).
+                committedTaken()
+            }
             if !got && inbox.isClosed {
                 commit()
                 break
@@ -154,6 +168,8 @@ public final class IngestPipeline: @unchecked Sendable {
     /// Each message of a batch down the path: decode, store, rules and windows; what the
     /// rules raise into the alert history and the outbox, in the same transaction.
     func handle(_ batch: MessageBatch) {
+        inBatch = true
+        defer { inBatch = false }
         batch.forEach { topic, payload, receivedAt in
             guard decode.decode(topic: topic, payload: payload, receivedAt: receivedAt, into: &readings, stats: &stats)
             else { return }
@@ -207,6 +223,7 @@ public final class IngestPipeline: @unchecked Sendable {
     /// Commits what is pending, with the rule states that changed, and tells the upstream
     /// sender about new outbox rows.
     func commit() {
+        defer { committedTaken() }
         guard store.hasPending else { return }
         do {
             try rules.saveStates(now: clock.now(), buffer)
@@ -222,6 +239,14 @@ public final class IngestPipeline: @unchecked Sendable {
         answersCommitted()
         upstream?.outbox.committed()
         publish()
+    }
+
+    /// Tells the inbox that what was taken is committed (or rolled back and counted): it no
+    /// longer counts against the window a crash can lose.
+    private func committedTaken() {
+        guard holdingTaken else { return }
+        inbox.committed(keepingLast: inBatch)
+        holdingTaken = inBatch
     }
 
     /// Moves the hot tier into flash, with what waits for a flush: the rule timers that

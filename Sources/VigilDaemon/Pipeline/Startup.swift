@@ -41,6 +41,7 @@ extension IngestPipeline {
         decode.reload(subscriptions: reload.subscriptions, limits: reload.limits, hj212: reload.hj212)
         hj212Answers?.use(reload.hj212)
         store.policy = reload.commit
+        inbox.setWindow(reload.commit.window)
         buffer.setLimits(retention: reload.retention, maxSize: reload.maxSize)
         restore(previous: previous, reason: "its rule was removed or changed its match in a reload")
         tick()

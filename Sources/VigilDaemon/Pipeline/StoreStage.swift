@@ -8,9 +8,9 @@ import VigilStorage
 /// same transaction.
 ///
 /// Crash window: a message the network thread has acknowledged is safe once the commit
-/// that holds it returns. Before that it sits in the inbox or the open transaction; at
-/// most `inbox.maxMessages + commit.rows` messages, and in steady state the readings of the
-/// last `commit.interval`.
+/// that holds it returns. Before that it sits in the inbox or the open transaction: in
+/// steady state the readings of the last `commit.interval`, at most those of
+/// `CommitPolicy.window` (the inbox holds the network thread beyond it; see `Inbox`).
 struct StoreStage {
     let buffer: Buffer
     var policy: CommitPolicy

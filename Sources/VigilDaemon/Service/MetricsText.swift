@@ -78,6 +78,10 @@ enum MetricsText {
         metric(
             "vigil_backpressure_seconds_total", "counter", "Time the MQTT thread waited because ingest was behind.",
             [("", daemon.pipeline.inbox.backPressure.seconds)])
+        metric(
+            "vigil_crash_window_holds_total", "counter",
+            "Times the MQTT thread waited because a message had waited uncommitted for the crash window (ingest was late).",
+            [("", Double(daemon.pipeline.inbox.windowHolds))])
         metric("vigil_local_connected", "gauge", "1 while connected to the local broker.", [("", daemon.status.local.connected ? 1 : 0)])
         metric(
             "vigil_alerts_active", "gauge", "Raised alerts, by level.",
