@@ -48,15 +48,15 @@ public final class IngestPipeline: @unchecked Sendable {
     /// their readings, and never when a failed write rolled that batch back.
     private var pendingAnswers: [(connection: Int, bytes: [UInt8], failures: UInt64)] = []
     private var nextTick = 0.0
-    private var nextCountersWrite = 0.0
-    private var nextSeenWrite = 0.0
+    var nextCountersWrite = 0.0
+    var nextSeenWrite = 0.0
     /// How often a flush writes the counters to flash (until then they wait in the hot
     /// tier, which a crash keeps), and when each series was last seen (a start after a
     /// crash or power cut finds what came since in the readings; see `ReadingStore`).
     static let countersWriteSeconds = 60.0
     static let seenWriteSeconds = 600.0
-    /// A flush is under way in steps (see `flush()`).
-    private var flushing = false
+    /// A flush is under way in steps (see `flush()`, IngestPipeline+Flush.swift).
+    var flushing = false
     /// Readings a flush moves per step: about 4 ms of work on the ingest thread (a 2-core
     /// x86 server; see docs/benchmark.md), a few bytes per reading of flash for each
     /// step's own commit.
@@ -247,56 +247,6 @@ public final class IngestPipeline: @unchecked Sendable {
         guard holdingTaken else { return }
         inbox.committed(keepingLast: inBatch)
         holdingTaken = inBatch
-    }
-
-    /// Moves the hot tier into flash, with what waits for a flush: the rule timers that
-    /// changed without a transition; once a minute the counters, and every ten minutes when
-    /// each series was last seen (pages which every flush would write again: at 100 series
-    /// the last-seen times were 10 of a flush's 23 pages, once a minute).
-    ///
-    /// While the hot tier holds more than `flushStepReadings`, each call moves that many
-    /// in a flash transaction of their own and returns: the loop takes the inbox in between,
-    /// so what arrives during a flush is committed as usual, and a kill -9 during one loses
-    /// no more than one batch and one step. The last call moves the rest with the counters.
-    func flush() {
-        commit()
-        let mono = Monotonic.seconds()
-        do {
-            if let moved = try buffer.flushStep(limit: Self.flushStepReadings) {
-                flushing = true
-                stats.flushedReadings += UInt64(moved)
-                flushTook(Monotonic.seconds() - mono)
-                return
-            }
-        } catch {
-            flushing = false
-            logger.warning("flushing the hot tier failed; it is tried again", metadata: ["error": "\(error)"])
-            return
-        }
-        flushing = false
-        let now = clock.now()
-        let counters = mono >= nextCountersWrite
-        if counters { nextCountersWrite = mono + Self.countersWriteSeconds }
-        let seen = mono >= nextSeenWrite
-        if seen { nextSeenWrite = mono + Self.seenWriteSeconds }
-        do {
-            let moved = try buffer.flush(counters: counters) { tx throws(SQLiteError) in
-                if seen { try buffer.readings.flushSeriesSeen(tx) }
-                try rules.saveStates(now: now, buffer, all: true)
-            }
-            stats.flushes += 1
-            stats.flushedReadings += UInt64(moved)
-            flushTook(Monotonic.seconds() - mono)
-        } catch {
-            logger.warning("flushing the hot tier failed; it is tried again", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// `flush_seconds` sums the steps; `flush_max_seconds` is the longest the ingest thread
-    /// spent in one call (the pause a flush makes).
-    private func flushTook(_ seconds: Double) {
-        stats.flushSeconds += seconds
-        stats.flushMaxSeconds = max(stats.flushMaxSeconds, seconds)
     }
 
     /// Each second: the clock, rule deadlines, expiring windows and silent series;
