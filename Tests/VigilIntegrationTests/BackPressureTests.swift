@@ -60,9 +60,12 @@ extension Integration {
             let publisher = try TestPublisher(broker: broker, topics: ["energy/s/m/v"])
             publisher.publish(count: n, rate: 0)
             #expect(eventually { inbox.windowHolds >= 1 && inbox.producerIsWaiting })
+            // The ingest thread may have committed the first few before it met the wedge (it
+            // looks at it between batches): the rest waits at the broker.
             let depth = inbox.depth
+            let storedBefore = Int(daemon.pipeline.snapshot.readingsStored)
             #expect(depth < n / 2, "held at the window, not at the inbox's bound: \(depth) waiting")
-            #expect(daemon.pipeline.snapshot.readingsStored == 0)
+            #expect(storedBefore + depth < n / 2, "\(storedBefore) stored, \(depth) waiting: not held at the window")
             daemon.pipeline.wedged.store(false, ordering: .relaxed)
             let stored = eventually(timeout: 60) { daemon.pipeline.snapshot.readingsStored == UInt64(n) }
             #expect(stored, "stored \(daemon.pipeline.snapshot.readingsStored) of \(n)")
